@@ -1,0 +1,19 @@
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/metrics.smk"
+include: "rules/table.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        final_targets(),

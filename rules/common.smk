@@ -1,0 +1,121 @@
+import os
+import re
+import sys
+
+from snakemake.utils import validate
+
+validate(config, schema="schemas/config.schema.yaml")
+
+# ltbench.config is pure Python (no torch): reading names the same way as the scripts.
+sys.path.insert(0, os.path.join(workflow.basedir, "scripts"))
+from ltbench import config as cfg
+
+BENCHMARKS = list(config["benchmarks"])
+STRATEGIES = list(config["strategies"])
+SEEDS = list(config["seeds"])
+for _name in BENCHMARKS:
+    cfg.benchmark(config, _name)  # a ConfigError here names the unknown dataset
+for _name in STRATEGIES:
+    cfg.strategy(config, _name)  # ... or the missing strategy file
+
+
+def alternatives(names):
+    """A regex matching exactly one of ``names``."""
+    return "|".join(re.escape(str(n)) for n in names)
+
+
+wildcard_constraints:
+    benchmark=alternatives(BENCHMARKS),
+    strategy=alternatives(STRATEGIES),
+    dataset=alternatives(config["datasets"]),
+    seed=r"\d+",
+    ratio=r"\d+(\.\d+)?",
+
+
+def source(path):
+    """A workflow file, relative to the working directory (stable when run from the repository root)."""
+    return os.path.relpath(os.path.join(workflow.basedir, path))
+
+
+def library(*modules):
+    """Files of the ltbench package; rules list the ones they import, since Snakemake does not track imports."""
+    return [source(f"scripts/ltbench/{m}") for m in modules]
+
+
+COMMON_CODE = library("__init__.py", "config.py", "io.py", "logs.py")
+DATA_CODE = COMMON_CODE + library("data.py") + [source("scripts/materialize.py")]
+TRAIN_CODE = (
+    COMMON_CODE
+    + library(
+        "train.py",
+        "models.py",
+        "augment.py",
+        "data.py",
+        "devices.py",
+        "strategies/__init__.py",
+    )
+    + [source("scripts/train.py")]
+)
+METRICS_CODE = (
+    COMMON_CODE + library("metrics.py") + [source("scripts/extract_metrics.py")]
+)
+TABLE_CODE = COMMON_CODE + library("table.py") + [source("scripts/make_table.py")]
+
+
+def data_dir(wildcards):
+    """The materialized subset a benchmark trains on."""
+    data_id = cfg.benchmark(config, wildcards.benchmark).data_id
+    return cfg.DATA_DIR.format(data_id=data_id)
+
+
+def data_index(wildcards):
+    return f"{data_dir(wildcards)}/index.json"
+
+
+def data_cache(wildcards):
+    return f"{data_dir(wildcards)}/cache.npz"
+
+
+def dataset_params(wildcards):
+    """What a subset depends on besides code: source format and location, subset seed."""
+    entry = cfg.dataset(config, wildcards.dataset)
+    return {
+        "format": entry["format"],
+        "location": entry.get("path", config["data"]["root"]),
+        "subset_seed": config["data"]["subset_seed"],
+    }
+
+
+def strategy_file(wildcards):
+    """The one file that defines the strategy."""
+    return source(
+        os.path.relpath(
+            cfg.strategy(config, wildcards.strategy).source, workflow.basedir
+        )
+    )
+
+
+def strategy_params(wildcards):
+    """The strategy's module and parameters; a change reruns only this strategy."""
+    spec = cfg.strategy(config, wildcards.strategy)
+    return {"module": spec.module, **spec.params}
+
+
+def benchmark_params(wildcards):
+    """Architecture, dataset and ratio of the benchmark."""
+    return config["benchmarks"][wildcards.benchmark]
+
+
+def train_gpus(wildcards):
+    """One GPU per training job unless the config pins training to the CPU."""
+    return 0 if config["train"]["device"] == "cpu" else 1
+
+
+def all_runs(pattern):
+    """``pattern`` expanded over every (benchmark, strategy, seed)."""
+    return expand(pattern, benchmark=BENCHMARKS, strategy=STRATEGIES, seed=SEEDS)
+
+
+def final_targets():
+    """The results table."""
+    return ["results/table.csv", "results/table.md"]

@@ -1,0 +1,14 @@
+rule metrics:
+    input:
+        history=rules.train.output.history,
+        predictions=rules.train.output.predictions,
+        index=data_index,
+        code=METRICS_CODE,
+    output:
+        metrics="results/runs/{benchmark}/{strategy}/seed{seed}/metrics.json",
+    log:
+        "results/logs/metrics/{benchmark}/{strategy}/seed{seed}.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/extract_metrics.py"

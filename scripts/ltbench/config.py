@@ -1,0 +1,103 @@
+"""Resolve names in config.yaml into plain specs; pure Python, no torch.
+
+Shared by the Snakemake rules (through rules/common.smk) and the plain command-line
+entry points, so both read the configuration the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+STRATEGY_DIR = Path(__file__).parent / "strategies"
+
+
+class ConfigError(ValueError):
+    """The configuration names something that does not exist or is malformed."""
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One benchmark column: an architecture trained on a long-tailed dataset."""
+
+    name: str
+    arch: str
+    dataset: str
+    imbalance_ratio: float
+
+    @property
+    def data_id(self) -> str:
+        """Folder name of the materialized subset, e.g. ``cifar10-lt100``."""
+        return f"{self.dataset}-lt{format_ratio(self.imbalance_ratio)}"
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A configured strategy: the module (one file in ``strategies/``) and its parameters."""
+
+    name: str
+    module: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def source(self) -> Path:
+        """The strategy's file."""
+        return STRATEGY_DIR / f"{self.module}.py"
+
+
+def format_ratio(ratio: float) -> str:
+    """``100.0 -> '100'``, ``12.5 -> '12.5'``: the ratio as it appears in paths."""
+    return str(int(ratio)) if float(ratio).is_integer() else str(ratio)
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file (validation happens in the Snakefile or ``validate``)."""
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def benchmark(config: dict[str, Any], name: str) -> Benchmark:
+    """The benchmark called ``name``; ``ConfigError`` names the known ones otherwise."""
+    benchmarks = config.get("benchmarks", {})
+    if name not in benchmarks:
+        raise ConfigError(f"unknown benchmark {name!r}; config.yaml defines: {', '.join(benchmarks) or 'none'}")
+    entry = benchmarks[name]
+    if entry["dataset"] not in config.get("datasets", {}):
+        raise ConfigError(
+            f"benchmark {name!r} uses dataset {entry['dataset']!r}, which is not under 'datasets' in config.yaml"
+        )
+    return Benchmark(name, entry["arch"], entry["dataset"], float(entry["imbalance_ratio"]))
+
+
+def strategy(config: dict[str, Any], name: str) -> Strategy:
+    """The strategy called ``name`` with its parameters (``module`` defaults to the name)."""
+    strategies = config.get("strategies", {})
+    if name not in strategies:
+        raise ConfigError(f"unknown strategy {name!r}; config.yaml defines: {', '.join(strategies) or 'none'}")
+    params = dict(strategies[name] or {})
+    module = params.pop("module", name)
+    spec = Strategy(name, module, params)
+    if not spec.source.is_file():
+        known = sorted(p.stem for p in STRATEGY_DIR.glob("*.py") if not p.stem.startswith("_"))
+        raise ConfigError(
+            f"strategy {name!r} needs the file {spec.source.name} in scripts/ltbench/strategies/, which does not exist;"
+            f" available: {', '.join(known)}"
+        )
+    return spec
+
+
+def dataset(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """The dataset entry ``name`` (its ``format`` and, for image folders, ``path``)."""
+    datasets = config.get("datasets", {})
+    if name not in datasets:
+        raise ConfigError(f"unknown dataset {name!r}; config.yaml defines: {', '.join(datasets) or 'none'}")
+    return dict(datasets[name])
+
+
+# Where outputs land, relative to the working directory; the rules use the same patterns.
+DATA_DIR = "results/data/{data_id}"
+RUN_DIR = "results/runs/{benchmark}/{strategy}/seed{seed}"
+TABLE_DIR = "results"

@@ -1,0 +1,73 @@
+"""Pick the device a training job runs on.
+
+Snakemake does not set CUDA_VISIBLE_DEVICES, so with several GPUs (or several jobs
+per GPU) each job claims the visible GPU that the fewest live jobs have claimed.
+Claims are files ``gpu<i>.<pid>`` in a shared folder, made under an exclusive lock
+and removed when the process exits; claims of dead processes are ignored.
+"""
+
+from __future__ import annotations
+
+import atexit
+import fcntl
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+
+DEVICE_CHOICES = ("auto", "cuda", "cpu")
+CLAIM_DIR = Path(os.environ.get("LTBENCH_GPU_CLAIMS", Path(tempfile.gettempdir()) / "ltbench-gpu-claims"))
+
+
+class DeviceError(RuntimeError):
+    """The configured device cannot be had (a GPU demanded but absent)."""
+
+
+def select_device(preference: str, threads: int = 1) -> torch.device:
+    """``cuda`` demands a GPU, ``cpu`` forbids it, ``auto`` takes one when present (else warns).
+
+    On the CPU, torch uses ``threads`` threads (what Snakemake gave the job).
+    """
+    if preference not in DEVICE_CHOICES:
+        raise DeviceError(f"unknown device {preference!r}; choose one of {', '.join(DEVICE_CHOICES)}")
+    if preference != "cpu" and torch.cuda.is_available():
+        return torch.device("cuda", claim_gpu(torch.cuda.device_count()))
+    if preference == "cuda":
+        raise DeviceError("config demands a GPU (train.device: cuda) but CUDA is not available on this machine")
+    if preference == "auto":
+        warnings.warn("CUDA is not available: training on the CPU, which is slow", stacklevel=2)
+    torch.set_num_threads(max(1, threads))
+    return torch.device("cpu")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def claim_gpu(count: int, claim_dir: Path = CLAIM_DIR) -> int:
+    """Claim and return the index of the least-claimed of ``count`` GPUs (ties: lowest index)."""
+    if count <= 1:
+        return 0
+    claim_dir.mkdir(parents=True, exist_ok=True)
+    with open(claim_dir / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        load = [0] * count
+        for claim in claim_dir.glob("gpu*.*"):
+            gpu, _, pid = claim.name[3:].partition(".")
+            if gpu.isdigit() and pid.isdigit() and int(gpu) < count and _alive(int(pid)):
+                load[int(gpu)] += 1
+            elif pid.isdigit() and not _alive(int(pid)):
+                claim.unlink(missing_ok=True)
+        choice = min(range(count), key=lambda i: (load[i], i))
+        mine = claim_dir / f"gpu{choice}.{os.getpid()}"
+        mine.touch()
+    atexit.register(mine.unlink, missing_ok=True)
+    return choice

@@ -1,0 +1,65 @@
+"""Turn one run's outputs (history, predictions, dataset index) into its metrics record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+# Shot groups by training images per class: many > 100, medium 20..100, few < 20.
+MANY_ABOVE = 100
+FEW_BELOW = 20
+
+
+def shot_group(count: int) -> str:
+    """'many' if count > 100, 'few' if count < 20, else 'medium'."""
+    if count > MANY_ABOVE:
+        return "many"
+    if count < FEW_BELOW:
+        return "few"
+    return "medium"
+
+
+def per_class_accuracy(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """acc_c = 100 * #(pred == label == c) / #(label == c)."""
+    total = np.bincount(labels, minlength=num_classes)
+    correct = np.bincount(labels[pred == labels], minlength=num_classes)
+    return 100.0 * correct / np.maximum(total, 1)
+
+
+def shot_accuracy(pred: np.ndarray, labels: np.ndarray, class_counts: list[int]) -> dict[str, float | None]:
+    """Accuracy over the test images of each shot group's classes (None for an empty group)."""
+    groups = np.array([shot_group(c) for c in class_counts])
+    out = {}
+    for name in ("many", "medium", "few"):
+        mask = groups[labels] == name
+        out[name] = float(100.0 * (pred[mask] == labels[mask]).mean()) if mask.any() else None
+    return out
+
+
+def extract(history: dict[str, Any], predictions: dict[str, np.ndarray], index: dict[str, Any]) -> dict[str, Any]:
+    """The metrics record of one run: best/final accuracy, shot groups, per-class, weights, provenance."""
+    labels = predictions["labels"]
+    counts = index["class_counts"]
+    num_classes = len(counts)
+    record = {
+        "benchmark": history["benchmark"]["name"],
+        "strategy": history["strategy"]["name"],
+        "seed": history["seed"],
+        "best_test_acc": history["best_test_acc"],
+        "best_epoch": history["best_epoch"],
+        "final_test_acc": history["final_test_acc"],
+        "epochs": len(history["epochs"]),
+    }
+    for which in ("best", "last"):
+        pred = predictions[f"{which}_pred"]
+        record[f"{which}_shot_acc"] = shot_accuracy(pred, labels, counts)
+        record[f"{which}_per_class_acc"] = per_class_accuracy(pred, labels, num_classes).round(4).tolist()
+    record.update({
+        "class_counts": counts,
+        "class_weights": history["class_weights"],
+        "logit_offsets": history["logit_offsets"],
+        "strategy_params": history["strategy"]["params"],
+        "provenance": history["provenance"],
+    })
+    return record

@@ -1,0 +1,72 @@
+"""Tiny datasets in the real on-disk formats, written by the tests."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+
+def class_images(rng: np.random.Generator, label: int, count: int) -> np.ndarray:
+    """``count`` 32x32 RGB uint8 images whose mean colour depends on ``label`` (so they are learnable)."""
+    base = np.array([(label * 53) % 256, (label * 97) % 256, (label * 151) % 256], np.int16)
+    noise = rng.integers(-40, 41, size=(count, 32, 32, 3))
+    return np.clip(base + noise, 0, 255).astype(np.uint8)
+
+
+def make_split(rng: np.random.Generator, per_class: int, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """A balanced split with labels interleaved (as in the official files)."""
+    labels = np.tile(np.arange(num_classes), per_class)
+    images = np.concatenate([class_images(rng, lab, 1) for lab in labels])
+    return images, labels
+
+
+def _dump(path: Path, obj: dict) -> str:
+    path.write_bytes(pickle.dumps(obj, protocol=2))
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def write_cifar_python(root: Path, fmt: str, train_per_class: int, test_per_class: int, seed: int = 0) -> dict[str, str]:
+    """Write tiny CIFAR-10/100 in the official python format under ``root``; return {file name: md5}."""
+    rng = np.random.default_rng(seed)
+    num_classes = 10 if fmt == "cifar10" else 100
+    train_x, train_y = make_split(rng, train_per_class, num_classes)
+    test_x, test_y = make_split(rng, test_per_class, num_classes)
+
+    def batch(x, y):
+        key = "labels" if fmt == "cifar10" else "fine_labels"
+        return {"data": x.transpose(0, 3, 1, 2).reshape(len(x), -1), key: y.tolist()}
+
+    names = [f"class{i:02d}" for i in range(num_classes)]
+    if fmt == "cifar10":
+        folder = root / "cifar-10-batches-py"
+        folder.mkdir(parents=True, exist_ok=True)
+        md5 = {}
+        for i, part in enumerate(np.array_split(np.arange(len(train_y)), 5)):
+            md5[f"data_batch_{i + 1}"] = _dump(folder / f"data_batch_{i + 1}", batch(train_x[part], train_y[part]))
+        md5["test_batch"] = _dump(folder / "test_batch", batch(test_x, test_y))
+        md5["batches.meta"] = _dump(folder / "batches.meta", {"label_names": names})
+    else:
+        folder = root / "cifar-100-python"
+        folder.mkdir(parents=True, exist_ok=True)
+        md5 = {
+            "train": _dump(folder / "train", batch(train_x, train_y)),
+            "test": _dump(folder / "test", batch(test_x, test_y)),
+            "meta": _dump(folder / "meta", {"fine_label_names": names}),
+        }
+    return md5
+
+
+def write_image_folder(root: Path, num_classes: int, train_per_class: int, test_per_class: int, seed: int = 0) -> None:
+    """Write ``root/{train,test}/<class>/<n>.png`` with ``num_classes`` classes."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for split, per_class in (("train", train_per_class), ("test", test_per_class)):
+        for label in range(num_classes):
+            folder = root / split / f"c{label}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i, img in enumerate(class_images(rng, label, per_class)):
+                Image.fromarray(img).save(folder / f"{i:05d}.png")

@@ -1,0 +1,44 @@
+"""Test-only: accept the md5 sums of the tiny CIFAR files that the tests generate.
+
+torchvision verifies the official md5 sums of the CIFAR python files; generated
+files cannot match them. When LTBENCH_TEST_CIFAR_MD5 holds a JSON map
+``{file name: md5}``, this module (on PYTHONPATH only in the tests' subprocesses)
+rewrites the sums in torchvision's CIFAR classes right after they are imported.
+The pipeline itself has no way to skip the check.
+"""
+
+import importlib.abc
+import importlib.util
+import json
+import os
+import sys
+
+from cifar_md5 import patch
+
+_OVERRIDES = json.loads(os.environ.get("LTBENCH_TEST_CIFAR_MD5", "{}"))
+_MODULE = "torchvision.datasets.cifar"
+
+
+class _PatchOnImport(importlib.abc.MetaPathFinder):
+    """Finds torchvision.datasets.cifar through the other finders, then patches it once executed."""
+
+    def find_spec(self, name, path, target=None):
+        if name != _MODULE:
+            return None
+        sys.meta_path.remove(self)
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            sys.meta_path.insert(0, self)
+        exec_module = spec.loader.exec_module
+
+        def exec_and_patch(module):
+            exec_module(module)
+            patch(module, _OVERRIDES)
+
+        spec.loader.exec_module = exec_and_patch
+        return spec
+
+
+if _OVERRIDES:
+    sys.meta_path.insert(0, _PatchOnImport())

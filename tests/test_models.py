@@ -1,0 +1,38 @@
+"""Parameter counts and output shapes of both architectures."""
+
+import pytest
+import torch
+
+from ltbench.models import build_model
+
+
+@pytest.mark.parametrize(
+    "arch, classes, params",
+    [
+        ("resnet32", 10, 464_154),  # He et al.: 0.46M
+        ("resnet32", 100, 470_004),  # head 64*100+100 instead of 64*10+10
+        ("vgg16bn", 10, 14_728_266),
+        ("vgg16bn", 100, 14_774_436),  # head 512*100+100 instead of 512*10+10
+    ],
+)
+def test_parameter_count_and_output_shape(arch, classes, params):
+    model = build_model(arch, classes)
+    assert sum(p.numel() for p in model.parameters()) == params
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, classes)
+
+
+def test_resnet32_has_15_blocks_and_31_convolutions():
+    model = build_model("resnet32", 10)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(model.blocks) == 15 and len(convs) == 31  # 1 stem + 2 per block; option A adds none
+
+
+def test_vgg16bn_has_13_conv_bn_layers_and_5_pools():
+    model = build_model("vgg16bn", 10)
+    kinds = [type(m).__name__ for m in model.features]
+    assert kinds.count("Conv2d") == 13 and kinds.count("BatchNorm2d") == 13 and kinds.count("MaxPool2d") == 5
+
+
+def test_unknown_architecture():
+    with pytest.raises(ValueError, match="unknown architecture 'resnet18'"):
+        build_model("resnet18", 10)

@@ -1,0 +1,151 @@
+"""The real Snakefile: default dry run, lint, formatting, a tiny end-to-end run, and what reruns."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, Workflow
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run as {rule: count}."""
+    stats = dry_run_output.split("Job stats:")[1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
+
+
+def test_default_dry_run_lists_the_full_matrix_quickly():
+    start = time.perf_counter()
+    out = subprocess.run([*SNAKEMAKE, "--dry-run"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    elapsed = time.perf_counter() - start
+    counts = job_counts(out)
+    assert counts["train"] == 3 * 5 * 3
+    assert counts["metrics"] == 45
+    assert counts["materialize"] == 3
+    assert counts["table"] == 1
+    assert elapsed < 20, f"a dry run took {elapsed:.1f} s"
+
+
+def test_snakefile_imports_no_torch():
+    probe = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('TORCH' if 'torch' in sys.modules else 'NOTORCH'))\n"
+        "from snakemake.cli import main\n"
+        "main(['--dry-run', '--quiet', 'all'])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True).stdout
+    assert out.strip().endswith("NOTORCH")
+
+
+def test_lint_passes():
+    proc = subprocess.run([*SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Congratulations" in proc.stdout + proc.stderr
+
+
+def test_snakefmt_check_passes():
+    proc = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "."], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_end_to_end_table(tiny_run: Workflow):
+    runs = pd.read_csv(tiny_run.root / "results/table.csv")
+    assert set(runs["benchmark"]) == {"resnet32-tiny10", "vgg16bn-folder"}
+    assert set(runs["strategy"]) == {"ce", "effective_number"}
+    assert len(runs) == 4
+    assert runs["best_test_acc"].between(0, 100).all()
+    assert (runs["best_test_acc"] >= runs["final_test_acc"]).all()
+    md = (tiny_run.root / "results/table.md").read_text()
+    assert "| strategy | test acc resnet32-tiny10 ↑ | test acc vgg16bn-folder ↑ |" in md
+    assert re.search(r"^\| ce \| \d+\.\d\d \(n=1\) \| \d+\.\d\d \(n=1\) \|$", md, re.M)
+
+
+def test_end_to_end_logs_show_progress(tiny_run: Workflow):
+    log = (tiny_run.root / "results/logs/train/resnet32-tiny10/ce/seed0.log").read_text()
+    assert re.search(r"epoch 2/2 loss \d+\.\d+ test acc .* img/s eta \d:\d\d:\d\d", log)
+
+
+def _edited(path, old: str | None, new: str):
+    """Context: replace ``old`` by ``new`` in ``path`` (append ``new`` if ``old`` is None), restore after."""
+
+    class Edit:
+        def __enter__(self):
+            self.text = path.read_text()
+            path.write_text(self.text + new if old is None else self.text.replace(old, new))
+
+        def __exit__(self, *exc):
+            path.write_text(self.text)
+
+    return Edit()
+
+
+def _runs(jobs, rule):
+    return {w for r, w in jobs if r == rule}
+
+
+@pytest.mark.parametrize(
+    "target, old, new, train, metrics, table",
+    [
+        ("scripts/ltbench/strategies/ce.py", None, "\n# edited\n", "ce", "ce", True),
+        ("config.yaml", "beta: 0.99", "beta: 0.98", "effective_number", "effective_number", True),
+        ("scripts/ltbench/train.py", None, "\n# edited\n", "all", "all", True),
+        ("scripts/ltbench/table.py", None, "\n# edited\n", None, None, True),
+    ],
+    ids=["strategy-file", "strategy-params", "training-code", "table-code"],
+)
+def test_rerun_only_what_changed(tiny_run: Workflow, target, old, new, train, metrics, table):
+    assert tiny_run.planned_jobs() == set(), "the finished run should be up to date"
+    all_runs = {
+        f"benchmark={b}, strategy={s}, seed=0"
+        for b in ("resnet32-tiny10", "vgg16bn-folder")
+        for s in ("ce", "effective_number")
+    }
+
+    def expected(which):
+        if which is None:
+            return set()
+        return all_runs if which == "all" else {w for w in all_runs if f"strategy={which}," in w}
+
+    with _edited(tiny_run.root / target, old, new):
+        jobs = tiny_run.planned_jobs()
+    assert _runs(jobs, "materialize") == set()
+    assert _runs(jobs, "train") == expected(train)
+    assert _runs(jobs, "metrics") == expected(metrics)
+    assert (("table", "") in jobs) == table
+    assert tiny_run.planned_jobs() == set(), "restoring the content should leave nothing to do"
+
+
+def test_touch_without_change_reruns_nothing(tiny_run: Workflow):
+    for rel in ("scripts/ltbench/strategies/ce.py", "scripts/ltbench/train.py", "scripts/ltbench/table.py",
+                "scripts/ltbench/metrics.py", "config.yaml"):
+        (tiny_run.root / rel).touch()
+    assert tiny_run.planned_jobs() == set()
+
+
+def test_rules_declare_every_library_module_they_import():
+    """Snakemake does not track imports: each rule must list the ltbench files its script imports."""
+    out = subprocess.run([*SNAKEMAKE, "--dry-run"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    inputs = {}
+    for rule, block in re.findall(r"^(?:local)?rule (\w+):\n((?:    .*\n)+)", out, re.M):
+        if m := re.search(r"^    input: (.*)$", block, re.M):
+            inputs.setdefault(rule, set(m.group(1).split(", ")))
+    scripts = {"materialize": "materialize", "train": "train", "metrics": "extract_metrics", "table": "make_table"}
+    for rule, script in scripts.items():
+        probe = (
+            "import runpy, sys\n"
+            "sys.path.insert(0, 'scripts')\n"
+            f"runpy.run_path('scripts/{script}.py', run_name='probe')\n"
+            "print('\\n'.join(m.__file__ for n, m in sys.modules.items() if n.startswith('ltbench')))\n"
+        )
+        files = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
+        imported = {str(Path(f).relative_to(REPO)) for f in files.stdout.split()} | {f"scripts/{script}.py"}
+        missing = imported - inputs[rule]
+        assert not missing, f"rule {rule} imports {sorted(missing)} without declaring them as inputs"

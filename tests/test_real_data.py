@@ -1,0 +1,53 @@
+"""Materialize the real CIFAR subsets from ../shared/data (skipped where it is absent).
+
+CIFAR-100 goes through the unmodified torchvision path (official files, official md5
+sums); CIFAR-10 through the image-folder path (lossless PNG class folders).
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from ltbench import data
+
+SHARED = REPO.parent / "shared" / "data"
+CIFAR100 = SHARED / "cifar-100-python.tar.xz"
+CIFAR10_PNG = SHARED / "cifar10-png.tar.xz"
+CIFAR10_TRAIN_SHA1 = "45380efef04d09b41024e50669b817d3b87c7475"  # from shared/data/README.md
+CIFAR10_TEST_SHA1 = "cbfd0c11471c66c699f7d785623c15975db79826"
+
+
+def unpack(archive, dest):
+    subprocess.run(["tar", "-xJf", str(archive), "-C", str(dest)], check=True)
+    return dest
+
+
+@pytest.mark.skipif(not CIFAR100.exists(), reason=f"{CIFAR100} not present")
+def test_real_cifar100_subsets(tmp_path):
+    root = unpack(CIFAR100, tmp_path)
+    lt100 = data.materialize("cifar100", str(root), 100, 0, str(tmp_path / "a/index.json"), str(tmp_path / "a/c.npz"))
+    assert lt100["num_train"] == 10847 and lt100["n_max"] == 500 and lt100["num_test"] == 10000
+    assert lt100["class_counts"][0] == 500 and lt100["class_counts"][-1] == 5
+    assert lt100["checksums"]["source_files_md5"]["train"] == "16019d7e3df5f24257cddd939b257f8d"
+    lt50 = data.materialize("cifar100", str(root), 50, 0, str(tmp_path / "b/index.json"), str(tmp_path / "b/c.npz"))
+    assert lt50["num_train"] == 12608 and lt50["class_counts"][-1] == 10
+
+
+@pytest.mark.skipif(not CIFAR10_PNG.exists(), reason=f"{CIFAR10_PNG} not present")
+def test_real_cifar10_png_subset(tmp_path):
+    root = unpack(CIFAR10_PNG, tmp_path)
+    source = data.load_source("imagefolder", str(root))
+    assert source.classes[:3] == ["airplane", "automobile", "bird"]
+    # file names give each image's position in the official order: reorder and compare fingerprints
+    for split, images, expected in (("train", source.train_x, CIFAR10_TRAIN_SHA1), ("test", source.test_x, CIFAR10_TEST_SHA1)):
+        files = sorted((root / split).glob("*/*.png"), key=lambda p: (p.parent.name, p.name))
+        official = np.argsort([int(p.stem) for p in files])
+        assert data.pixel_sha1(images[official]) == expected
+    counts = data.long_tail_counts(5000, 10, 100)
+    assert counts == [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
+    assert len(data.long_tail_indices(source.train_y, counts, 0)) == 12406
+    assert [round(m, 4) for m in data.channel_stats(source.train_x)[0]] == [0.4914, 0.4822, 0.4465]

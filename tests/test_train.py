@@ -1,0 +1,81 @@
+"""The training entry point in-process on a tiny cache: outputs, determinism, and failing early."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from datagen import write_image_folder
+from ltbench import data
+from ltbench.config import Benchmark, Strategy
+from ltbench.devices import DeviceError
+from ltbench.strategies import StrategyError
+from ltbench.train import Recipe, RunSpec, cosine_lr, run
+
+RECIPE = Recipe(epochs=2, batch_size=8, lr=0.05, momentum=0.9, weight_decay=5e-4, crop_padding=4, flip=True,
+                eval_batch_size=16)
+
+
+@pytest.fixture(scope="module")
+def subset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("folder")
+    write_image_folder(root, num_classes=4, train_per_class=10, test_per_class=3)
+    data.materialize("imagefolder", str(root), 5, 0, str(root / "index.json"), str(root / "cache.npz"))
+    return root
+
+
+def spec(subset, out, strategy="ce", module=None, device="cpu", seed=0, params=None):
+    return RunSpec(
+        benchmark=Benchmark("resnet32-tiny", "resnet32", "tiny", 5.0),
+        strategy=Strategy(strategy, module or strategy, params or {}),
+        seed=seed, recipe=RECIPE, device=device, threads=1,
+        index_path=str(subset / "index.json"), cache_path=str(subset / "cache.npz"),
+        history_path=str(out / "history.json"), predictions_path=str(out / "predictions.npz"),
+    )
+
+
+def test_run_writes_history_and_predictions(subset, tmp_path):
+    history = run(spec(subset, tmp_path, "balanced_softmax"))
+    saved = json.loads((tmp_path / "history.json").read_text())
+    assert saved["best_test_acc"] == history["best_test_acc"]
+    assert len(saved["epochs"]) == 2
+    assert saved["class_counts"] == [10, 5, 3, 2]  # int(10 * 0.2 ** (i / 3)): 10, 5.85, 3.42, 2
+    assert saved["logit_offsets"] is not None and saved["provenance"]["torch_version"] == torch.__version__
+    epoch = saved["epochs"][-1]
+    assert epoch["test_acc"] == pytest.approx(100 * sum(epoch["per_class_correct"]) / 12)
+    with np.load(tmp_path / "predictions.npz") as pred:
+        assert pred["labels"].shape == pred["best_pred"].shape == pred["last_pred"].shape == (12,)
+        assert pred["best_logits"].shape == (12, 4)
+        assert 100 * (pred["last_pred"] == pred["labels"]).mean() == pytest.approx(saved["final_test_acc"])
+        best = saved["epochs"][saved["best_epoch"] - 1]["test_acc"]
+        assert 100 * (pred["best_pred"] == pred["labels"]).mean() == pytest.approx(best)
+
+
+def test_same_seed_same_run_other_seed_other_run(subset, tmp_path):
+    losses = [
+        [e["train_loss"] for e in run(spec(subset, tmp_path / name, seed=seed))["epochs"]]
+        for name, seed in (("a", 0), ("b", 0), ("c", 1))
+    ]
+    assert losses[0] == losses[1] and losses[0] != losses[2]
+
+
+def test_bad_strategy_fails_before_training_and_writes_nothing(subset, tmp_path):
+    with pytest.raises(StrategyError, match="strategy 'bad_beta' failed .*beta must be in"):
+        run(spec(subset, tmp_path, "bad_beta", module="effective_number", params={"beta": 1.5}))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_demanding_a_gpu_without_one_fails_and_writes_nothing(subset, tmp_path):
+    with pytest.raises(DeviceError, match="demands a GPU"):
+        run(spec(subset, tmp_path, device="cuda"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cosine_schedule():
+    assert cosine_lr(0.1, 0, 200) == pytest.approx(0.1)
+    assert cosine_lr(0.1, 100, 200) == pytest.approx(0.05)
+    assert cosine_lr(0.1, 199, 200) == pytest.approx(0.1 * 0.5 * (1 + np.cos(np.pi * 199 / 200)))

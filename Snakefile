@@ -6,11 +6,16 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
+include: "rules/posthoc.smk"
 include: "rules/metrics.smk"
 include: "rules/table.smk"
+include: "rules/report.smk"
 
 
 rule all:

@@ -10,18 +10,25 @@ validate(config, schema="schemas/config.schema.yaml")
 sys.path.insert(0, os.path.join(workflow.basedir, "scripts"))
 from ltbench import config as cfg
 
-BENCHMARKS = list(config["benchmarks"])
-STRATEGIES = list(config["strategies"])
+# The table's columns and rows: the ``matrix`` lists if given, else everything configured.
+BENCHMARKS = config.get("matrix", {}).get("benchmarks", list(config["benchmarks"]))
+STRATEGIES = config.get("matrix", {}).get("strategies", list(config["strategies"]))
 SEEDS = list(config["seeds"])
 for _name in BENCHMARKS:
     cfg.benchmark(config, _name)  # a ConfigError here names the unknown dataset
 for _name in STRATEGIES:
     cfg.strategy(config, _name)  # ... or the missing strategy file
+# How each configured strategy's runs are made (a second stage may build on one outside the matrix).
+TRAINED = [s for s in config["strategies"] if cfg.strategy(config, s).stage == "train"]
+STAGE2 = [s for s in config["strategies"] if cfg.strategy(config, s).stage == "stage2"]
+POSTHOC = [
+    s for s in config["strategies"] if cfg.strategy(config, s).stage == "posthoc"
+]
 
 
 def alternatives(names):
-    """A regex matching exactly one of ``names``."""
-    return "|".join(re.escape(str(n)) for n in names)
+    """A regex matching exactly one of ``names`` (nothing if there are none)."""
+    return "|".join(re.escape(str(n)) for n in names) or "(?!)"
 
 
 wildcard_constraints:
@@ -52,9 +59,28 @@ TRAIN_CODE = (
         "augment.py",
         "data.py",
         "devices.py",
+        "checkpoint.py",
+        "constraints.py",
+        "losses.py",
+        "samplers.py",
+        "schedules.py",
+        "weights.py",
         "strategies/__init__.py",
     )
+    + library("cli.py")
     + [source("scripts/train.py")]
+)
+POSTHOC_CODE = (
+    COMMON_CODE
+    + library(
+        "posthoc.py",
+        "strategies/__init__.py",
+        "losses.py",
+        "samplers.py",
+        "weights.py",
+        "cli.py",
+    )
+    + [source("scripts/posthoc.py")]
 )
 METRICS_CODE = (
     COMMON_CODE + library("metrics.py") + [source("scripts/extract_metrics.py")]
@@ -95,6 +121,26 @@ def strategy_file(wildcards):
     )
 
 
+def upstream_run(wildcards):
+    """The run a second-stage or post-hoc strategy builds on (its ``stage1`` or ``base``)."""
+    upstream = cfg.strategy(config, wildcards.strategy).upstream
+    return cfg.RUN_DIR.format(
+        benchmark=wildcards.benchmark, strategy=upstream, seed=wildcards.seed
+    )
+
+
+def stage1_model(wildcards):
+    return f"{upstream_run(wildcards)}/model.pt"
+
+
+def base_history(wildcards):
+    return f"{upstream_run(wildcards)}/history.json"
+
+
+def base_predictions(wildcards):
+    return f"{upstream_run(wildcards)}/predictions.npz"
+
+
 def strategy_params(wildcards):
     """The strategy's module and parameters; a change reruns only this strategy."""
     spec = cfg.strategy(config, wildcards.strategy)
@@ -117,5 +163,21 @@ def all_runs(pattern):
 
 
 def final_targets():
-    """The results table."""
-    return ["results/table.csv", "results/table.md"]
+    """The results table, and the report's HTML table and figures (rules/report.smk)."""
+    subsets = sorted(
+        {
+            (spec.dataset, cfg.format_ratio(spec.imbalance_ratio))
+            for spec in (cfg.benchmark(config, name) for name in BENCHMARKS)
+        }
+    )
+    return (
+        ["results/table.csv", "results/table.md", rules.table_html.output.html]
+        + all_runs(rules.plot_run.output.curves)
+        + all_runs(rules.plot_run.output.confusion)
+        + expand(rules.plot_benchmark.output.per_class, benchmark=BENCHMARKS)
+        + expand(rules.plot_benchmark.output.shots, benchmark=BENCHMARKS)
+        + [
+            rules.plot_dataset.output.histogram.format(dataset=dataset, ratio=ratio)
+            for dataset, ratio in subsets
+        ]
+    )

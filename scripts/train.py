@@ -7,16 +7,16 @@ history.json and predictions.npz under results/runs/<benchmark>/<strategy>/seed<
 As the Snakemake rule ``train`` it takes the same from the ``snakemake`` object.
 """
 
-import argparse
 import os
 
 from ltbench import config as cfg
+from ltbench.cli import run_parser
 from ltbench.logs import redirect_to_log
 from ltbench.train import Recipe, RunSpec, run
 
 
-def make_spec(config: dict, benchmark: str, strategy: str, seed: int, threads: int, paths: dict[str, str]) -> RunSpec:
-    """A ``RunSpec`` from the config and the four paths (index, cache, history, predictions)."""
+def make_spec(config: dict, benchmark: str, strategy: str, seed: int, threads: int, paths: dict) -> RunSpec:
+    """A ``RunSpec`` from the config and the data/output paths (index, cache, history, predictions, model)."""
     return RunSpec(
         benchmark=cfg.benchmark(config, benchmark),
         strategy=cfg.strategy(config, strategy),
@@ -24,28 +24,29 @@ def make_spec(config: dict, benchmark: str, strategy: str, seed: int, threads: i
         recipe=Recipe(**config["recipe"]),
         device=config["train"]["device"],
         threads=threads,
+        checkpoint_path=cfg.CHECKPOINT.format(benchmark=benchmark, strategy=strategy, seed=seed),
+        checkpoint_every=config["train"]["checkpoint_every"],
         **paths,
     )
 
 
 def default_paths(config: dict, benchmark: str, strategy: str, seed: int) -> dict[str, str]:
-    """The paths the pipeline uses for this run."""
+    """The paths the pipeline uses for this run (a second stage also reads its stage-1 model)."""
     data = cfg.DATA_DIR.format(data_id=cfg.benchmark(config, benchmark).data_id)
     out = cfg.RUN_DIR.format(benchmark=benchmark, strategy=strategy, seed=seed)
+    stage1 = cfg.strategy(config, strategy).params.get("stage1")
     return {
+        "init_model_path": stage1 and cfg.RUN_DIR.format(benchmark=benchmark, strategy=stage1, seed=seed) + "/model.pt",
         "index_path": f"{data}/index.json",
         "cache_path": f"{data}/cache.npz",
         "history_path": f"{out}/history.json",
         "predictions_path": f"{out}/predictions.npz",
+        "model_path": f"{out}/model.pt",
     }
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="config.yaml")
-    parser.add_argument("--benchmark", required=True)
-    parser.add_argument("--strategy", required=True)
-    parser.add_argument("--seed", type=int, required=True)
+    parser = run_parser(__doc__)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--log", default=None, help="write progress here instead of the terminal")
     args = parser.parse_args(argv)
@@ -63,6 +64,8 @@ if "snakemake" in globals():
             "cache_path": sm.input.cache,
             "history_path": sm.output.history,
             "predictions_path": sm.output.predictions,
+            "model_path": sm.output.model,
+            "init_model_path": getattr(sm.input, "init_model", None),
         }
         w = sm.wildcards
         run(make_spec(sm.config, w.benchmark, w.strategy, int(w.seed), sm.threads, paths))

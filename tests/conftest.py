@@ -21,7 +21,7 @@ sys.path.insert(0, str(TESTS / "md5_bypass"))
 
 from datagen import write_cifar_python, write_image_folder  # noqa: E402
 
-WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "profiles", "envs", "config.yaml")
+WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "profiles", "envs", "report", "config.yaml")
 
 TINY_RECIPE = {
     "epochs": 2, "batch_size": 8, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4,
@@ -30,7 +30,8 @@ TINY_RECIPE = {
 
 
 def tiny_config() -> dict:
-    """Two benchmarks (official CIFAR-10 files, an image folder), two strategies, one seed, two epochs, CPU."""
+    """Two benchmarks (official CIFAR-10 files, an image folder); two trained strategies, a post-hoc one and a
+    second stage; one seed, two epochs, CPU."""
     return {
         "data": {"root": "data", "download": False, "subset_seed": 0},
         "datasets": {"tiny10": {"format": "cifar10"}, "folder": {"format": "imagefolder", "path": "folder"}},
@@ -38,10 +39,15 @@ def tiny_config() -> dict:
             "resnet32-tiny10": {"arch": "resnet32", "dataset": "tiny10", "imbalance_ratio": 3},
             "vgg16bn-folder": {"arch": "vgg16bn", "dataset": "folder", "imbalance_ratio": 3},
         },
-        "strategies": {"ce": {}, "effective_number": {"beta": 0.99}},
+        "strategies": {
+            "ce": {},
+            "effective_number": {"beta": 0.99},
+            "la_posthoc": {"module": "logit_adjustment_posthoc", "base": "ce"},
+            "weight_balancing": {"stage1": "ce", "classifier_epochs": 1},
+        },
         "seeds": [0],
         "recipe": dict(TINY_RECIPE),
-        "train": {"device": "cpu", "threads": 1, "runtime": 10, "mem_mb": 1000},
+        "train": {"device": "cpu", "threads": 1, "checkpoint_every": 1, "runtime": 10, "mem_mb": 1000},
     }
 
 
@@ -51,12 +57,15 @@ class Workflow:
     def __init__(self, root: Path, env: dict[str, str]) -> None:
         self.root, self.env = root, env
 
-    def snakemake(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        """Run ``snakemake ARGS`` in the copy; output captured as text."""
-        proc = subprocess.run(
-            [sys.executable, "-m", "snakemake", *args], cwd=self.root, env=self.env,
-            capture_output=True, text=True, timeout=600,
-        )
+    def snakemake(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+        """Run ``snakemake ARGS`` in the copy, at most ``timeout`` seconds; output captured as text."""
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "snakemake", *args], cwd=self.root, env=self.env,
+                capture_output=True, text=True, timeout=timeout,
+            )
+        except subprocess.TimeoutExpired as err:
+            raise AssertionError(f"snakemake {' '.join(args)} took over {timeout} s:\n{err.stdout}\n{err.stderr}")
         if check and proc.returncode != 0:
             raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
         return proc
@@ -98,6 +107,17 @@ def make_workflow(root: Path, config: dict) -> Workflow:
     env["PYTHONPATH"] = str(TESTS / "md5_bypass")
     env["LTBENCH_TEST_CIFAR_MD5"] = json.dumps(md5)
     return Workflow(root, env)
+
+
+@pytest.fixture(scope="session")
+def subset(tmp_path_factory):
+    """A materialized 4-class long-tailed image-folder subset (counts 10, 5, 3, 2; 12 test images)."""
+    root = tmp_path_factory.mktemp("subset")
+    write_image_folder(root, num_classes=4, train_per_class=10, test_per_class=3)
+    from ltbench import data
+
+    data.materialize("imagefolder", str(root), 5, 0, str(root / "index.json"), str(root / "cache.npz"))
+    return root
 
 
 @pytest.fixture(scope="session")

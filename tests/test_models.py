@@ -36,3 +36,12 @@ def test_vgg16bn_has_13_conv_bn_layers_and_5_pools():
 def test_unknown_architecture():
     with pytest.raises(ValueError, match="unknown architecture 'resnet18'"):
         build_model("resnet18", 10)
+
+
+def test_cosine_head_outputs_cosines():
+    model = build_model("resnet32", 10, head="cosine")
+    assert sum(p.numel() for p in model.parameters()) == 464_154 - 10  # no bias
+    out = model(torch.randn(4, 3, 32, 32))
+    assert out.shape == (4, 10) and out.abs().max() <= 1.0 + 1e-6
+    with pytest.raises(ValueError, match="unknown head 'mlp'"):
+        build_model("vgg16bn", 10, head="mlp")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from conftest import REPO, Workflow
 
@@ -27,8 +28,11 @@ def test_default_dry_run_lists_the_full_matrix_quickly():
     out = subprocess.run([*SNAKEMAKE, "--dry-run"], cwd=REPO, capture_output=True, text=True, check=True).stdout
     elapsed = time.perf_counter() - start
     counts = job_counts(out)
-    assert counts["train"] == 3 * 5 * 3
-    assert counts["metrics"] == 45
+    strategies = yaml.safe_load((REPO / "config.yaml").read_text())["strategies"]
+    runs = 3 * len(strategies) * 3  # benchmarks x strategies x seeds
+    assert counts["train"] + counts["finetune"] + counts["posthoc"] == runs
+    assert counts["posthoc"] == 3 * 3 * sum("base" in (p or {}) for p in strategies.values())
+    assert counts["metrics"] == runs
     assert counts["materialize"] == 3
     assert counts["table"] == 1
     assert elapsed < 20, f"a dry run took {elapsed:.1f} s"
@@ -59,13 +63,13 @@ def test_snakefmt_check_passes():
 def test_end_to_end_table(tiny_run: Workflow):
     runs = pd.read_csv(tiny_run.root / "results/table.csv")
     assert set(runs["benchmark"]) == {"resnet32-tiny10", "vgg16bn-folder"}
-    assert set(runs["strategy"]) == {"ce", "effective_number"}
-    assert len(runs) == 4
+    assert set(runs["strategy"]) == {"ce", "effective_number", "la_posthoc", "weight_balancing"}
+    assert len(runs) == 8
     assert runs["best_test_acc"].between(0, 100).all()
     assert (runs["best_test_acc"] >= runs["final_test_acc"]).all()
     md = (tiny_run.root / "results/table.md").read_text()
-    assert "| strategy | test acc resnet32-tiny10 ↑ | test acc vgg16bn-folder ↑ |" in md
-    assert re.search(r"^\| ce \| \d+\.\d\d \(n=1\) \| \d+\.\d\d \(n=1\) \|$", md, re.M)
+    assert "| strategy | type | test acc resnet32-tiny10 ↑ | test acc vgg16bn-folder ↑ |" in md
+    assert re.search(r"^\| ce \| static reweighting \| \d+\.\d\d \(n=1\) \| \d+\.\d\d \(n=1\) \|$", md, re.M)
 
 
 def test_end_to_end_logs_show_progress(tiny_run: Workflow):
@@ -91,34 +95,39 @@ def _runs(jobs, rule):
     return {w for r, w in jobs if r == rule}
 
 
-@pytest.mark.parametrize(
-    "target, old, new, train, metrics, table",
-    [
-        ("scripts/ltbench/strategies/ce.py", None, "\n# edited\n", "ce", "ce", True),
-        ("config.yaml", "beta: 0.99", "beta: 0.98", "effective_number", "effective_number", True),
-        ("scripts/ltbench/train.py", None, "\n# edited\n", "all", "all", True),
-        ("scripts/ltbench/table.py", None, "\n# edited\n", None, None, True),
-    ],
-    ids=["strategy-file", "strategy-params", "training-code", "table-code"],
-)
-def test_rerun_only_what_changed(tiny_run: Workflow, target, old, new, train, metrics, table):
-    assert tiny_run.planned_jobs() == set(), "the finished run should be up to date"
-    all_runs = {
-        f"benchmark={b}, strategy={s}, seed=0"
-        for b in ("resnet32-tiny10", "vgg16bn-folder")
-        for s in ("ce", "effective_number")
-    }
+TRAINED = {"ce", "effective_number"}
+EVERY = TRAINED | {"la_posthoc", "weight_balancing"}
+RERUN_CASES = {
+    # edited file, old text (None: append), new text -> strategies expected per rule, and whether the table reruns
+    "strategy-file": ("scripts/ltbench/strategies/effective_number.py", None, "\n# edited\n",
+                      {"train": {"effective_number"}, "metrics": {"effective_number"}}, True),
+    "strategy-params": ("config.yaml", "beta: 0.99", "beta: 0.98",
+                        {"train": {"effective_number"}, "metrics": {"effective_number"}}, True),
+    "upstream-strategy": ("scripts/ltbench/strategies/ce.py", None, "\n# edited\n",
+                          {"train": {"ce"}, "finetune": {"weight_balancing"}, "posthoc": {"la_posthoc"},
+                           "metrics": {"ce", "weight_balancing", "la_posthoc"}}, True),
+    "stage2-only": ("scripts/ltbench/strategies/weight_balancing.py", None, "\n# edited\n",
+                    {"finetune": {"weight_balancing"}, "metrics": {"weight_balancing"}}, True),
+    "posthoc-code": ("scripts/ltbench/posthoc.py", None, "\n# edited\n",
+                     {"posthoc": {"la_posthoc"}, "metrics": {"la_posthoc"}}, True),
+    "training-code": ("scripts/ltbench/train.py", None, "\n# edited\n",
+                      {"train": TRAINED, "finetune": {"weight_balancing"}, "posthoc": {"la_posthoc"},
+                       "metrics": EVERY}, True),
+    "table-code": ("scripts/ltbench/table.py", None, "\n# edited\n", {}, True),
+}
 
-    def expected(which):
-        if which is None:
-            return set()
-        return all_runs if which == "all" else {w for w in all_runs if f"strategy={which}," in w}
+
+@pytest.mark.parametrize("case", RERUN_CASES)
+def test_rerun_only_what_changed(tiny_run: Workflow, case):
+    target, old, new, expected, table = RERUN_CASES[case]  # each case starts and ends up to date
+
+    def wildcards(strategies):
+        return {f"benchmark={b}, strategy={s}, seed=0" for b in ("resnet32-tiny10", "vgg16bn-folder") for s in strategies}
 
     with _edited(tiny_run.root / target, old, new):
         jobs = tiny_run.planned_jobs()
-    assert _runs(jobs, "materialize") == set()
-    assert _runs(jobs, "train") == expected(train)
-    assert _runs(jobs, "metrics") == expected(metrics)
+    for rule in ("materialize", "train", "finetune", "posthoc", "metrics"):
+        assert _runs(jobs, rule) == wildcards(expected.get(rule, set())), rule
     assert (("table", "") in jobs) == table
     assert tiny_run.planned_jobs() == set(), "restoring the content should leave nothing to do"
 
@@ -137,15 +146,21 @@ def test_rules_declare_every_library_module_they_import():
     for rule, block in re.findall(r"^(?:local)?rule (\w+):\n((?:    .*\n)+)", out, re.M):
         if m := re.search(r"^    input: (.*)$", block, re.M):
             inputs.setdefault(rule, set(m.group(1).split(", ")))
-    scripts = {"materialize": "materialize", "train": "train", "metrics": "extract_metrics", "table": "make_table"}
-    for rule, script in scripts.items():
+    scripts = {"materialize": "materialize", "train": "train", "finetune": "train", "posthoc": "posthoc",
+               "metrics": "extract_metrics", "table": "make_table", "table_html": "plot_table",
+               "plot_run": "plot_run", "plot_benchmark": "plot_benchmark", "plot_dataset": "plot_dataset"}
+    probes = {}
+    for script in set(scripts.values()):  # one process per script, all at once
         probe = (
             "import runpy, sys\n"
             "sys.path.insert(0, 'scripts')\n"
             f"runpy.run_path('scripts/{script}.py', run_name='probe')\n"
             "print('\\n'.join(m.__file__ for n, m in sys.modules.items() if n.startswith('ltbench')))\n"
         )
-        files = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
-        imported = {str(Path(f).relative_to(REPO)) for f in files.stdout.split()} | {f"scripts/{script}.py"}
+        probes[script] = subprocess.Popen([sys.executable, "-c", probe], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    imports = {script: proc.communicate()[0].split() for script, proc in probes.items()}
+    assert all(proc.returncode == 0 for proc in probes.values()), "an entry script failed to import"
+    for rule, script in scripts.items():
+        imported = {str(Path(f).relative_to(REPO)) for f in imports[script]} | {f"scripts/{script}.py"}
         missing = imported - inputs[rule]
         assert not missing, f"rule {rule} imports {sorted(missing)} without declaring them as inputs"

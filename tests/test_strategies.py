@@ -12,7 +12,7 @@ from ltbench import strategies
 from ltbench.config import ConfigError, Strategy, strategy
 
 COUNTS = [100, 10, 1]  # N = 111, C = 3
-CONTEXT = {"imbalance_ratio": 100.0, "dataset": "cifar10", "arch": "resnet32"}
+CONTEXT = {"imbalance_ratio": 100.0, "dataset": "cifar10", "arch": "resnet32", "epochs": 200}
 
 
 def resolve(module: str, **params):
@@ -110,7 +110,7 @@ def test_bad_offsets_are_rejected(monkeypatch):
 
 def test_module_without_function_is_rejected(monkeypatch):
     monkeypatch.setitem(sys.modules, "ltbench.strategies.empty", types.ModuleType("ltbench.strategies.empty"))
-    with pytest.raises(strategies.StrategyError, match="defines no compute_class_weights"):
+    with pytest.raises(strategies.StrategyError, match="defines none of compute_class_weights, compute_logit_offsets, configure"):
         strategies.resolve(Strategy("empty", "empty", {}), COUNTS, CONTEXT)
 
 
@@ -125,3 +125,69 @@ def test_unknown_strategy_names_are_config_errors():
 def test_module_key_reuses_a_file_with_other_parameters():
     spec = strategy({"strategies": {"cb_999": {"module": "effective_number", "beta": 0.999}}}, "cb_999")
     assert (spec.module, spec.params, spec.source.name) == ("effective_number", {"beta": 0.999}, "effective_number.py")
+
+
+def test_drw_defers_effective_number_weights():
+    method = resolve("drw", beta=0.9, defer_epoch=3)
+    assert method.type == "deferred"
+    assert close(method.weights_at(2), [1.0, 1.0, 1.0])
+    assert close(method.weights_at(3), [0.23933, 0.36745, 2.39323])  # as test_effective_number
+    assert resolve("drw").weights_from_epoch == 160  # 0.8 of the 200 epochs in CONTEXT
+    with pytest.raises(strategies.StrategyError, match="defer_epoch must be between 0 and the 200"):
+        resolve("drw", defer_epoch=300)
+
+
+def test_drs_defers_class_balanced_sampling():
+    from ltbench.samplers import ClassPowerSampler, InstanceSampler
+
+    method = resolve("drs", defer_epoch=5)
+    assert isinstance(method.sampler_at(4), InstanceSampler)
+    assert isinstance(method.sampler_at(5), ClassPowerSampler) and method.sampler_at(5).q == 0.0
+
+
+def test_ldam_drw_configuration():
+    from ltbench.losses import LDAM
+
+    method = resolve("ldam_drw")
+    assert method.head == "cosine" and isinstance(method.loss, LDAM) and method.loss.scale == 30.0
+    # n^-1/4 = 0.31623, 0.56234, 1 for n = 100, 10, 1; scaled so that the largest is 0.5
+    assert close(method.loss.margins, [0.158114, 0.281171, 0.5])
+    assert method.weights_from_epoch == 160
+
+
+def test_focal_and_class_balanced_focal():
+    from ltbench.losses import Focal
+
+    plain, balanced = resolve("focal", gamma=2.0), resolve("focal", gamma=2.0, beta=0.9)
+    assert isinstance(plain.loss, Focal) and plain.loss.gamma == 2.0 and close(plain.weights, [1.0, 1.0, 1.0])
+    assert close(balanced.weights, [0.23933, 0.36745, 2.39323])
+
+
+def test_logit_adjusted_loss_scales_the_log_prior_by_tau():
+    assert close(resolve("logit_adjusted_loss", tau=2.0).logit_offsets, [-0.20872, -4.81389, -9.41906])
+
+
+def test_resampling_strategies():
+    from ltbench.samplers import ClassPowerSampler, OverSampler, UnderSampler
+
+    assert resolve("resampling", q=0.5).sampler.q == 0.5
+    assert isinstance(resolve("resampling").sampler, ClassPowerSampler) and resolve("resampling").sampler.q == 0.0
+    assert isinstance(resolve("oversampling").sampler, OverSampler)
+    assert isinstance(resolve("undersampling").sampler, UnderSampler)
+    assert resolve("oversampling").type == "resampling"
+
+
+@pytest.mark.parametrize(
+    "configure, message",
+    [
+        (lambda c, n, cfg: {"optimizer": "adam"}, r"configure\(\) returned unknown fields \['optimizer'\]"),
+        (lambda c, n, cfg: ["sampler"], r"configure\(\) returned unknown fields list"),
+        (lambda c, n, cfg: {"head": "mlp"}, "unknown head 'mlp'"),
+    ],
+)
+def test_bad_configuration_is_rejected(monkeypatch, configure, message):
+    module = types.ModuleType("ltbench.strategies.bad_configure")
+    module.configure = configure
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    with pytest.raises(strategies.StrategyError, match=message):
+        strategies.resolve(Strategy("bad_configure", "bad_configure", {}), COUNTS, CONTEXT)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from datagen import write_image_folder
-from ltbench import data
 from ltbench.config import Benchmark, Strategy
 from ltbench.devices import DeviceError
 from ltbench.strategies import StrategyError
@@ -19,21 +18,15 @@ RECIPE = Recipe(epochs=2, batch_size=8, lr=0.05, momentum=0.9, weight_decay=5e-4
                 eval_batch_size=16)
 
 
-@pytest.fixture(scope="module")
-def subset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("folder")
-    write_image_folder(root, num_classes=4, train_per_class=10, test_per_class=3)
-    data.materialize("imagefolder", str(root), 5, 0, str(root / "index.json"), str(root / "cache.npz"))
-    return root
-
-
-def spec(subset, out, strategy="ce", module=None, device="cpu", seed=0, params=None):
+def spec(subset, out, strategy="ce", module=None, device="cpu", seed=0, params=None, epochs=2):
+    """A tiny ResNet-32 run on the ``subset`` fixture, writing into ``out``."""
     return RunSpec(
         benchmark=Benchmark("resnet32-tiny", "resnet32", "tiny", 5.0),
         strategy=Strategy(strategy, module or strategy, params or {}),
-        seed=seed, recipe=RECIPE, device=device, threads=1,
+        seed=seed, recipe=replace(RECIPE, epochs=epochs), device=device, threads=1,
         index_path=str(subset / "index.json"), cache_path=str(subset / "cache.npz"),
         history_path=str(out / "history.json"), predictions_path=str(out / "predictions.npz"),
+        model_path=str(out / "model.pt"), checkpoint_path=str(out / "checkpoint.pt"), checkpoint_every=1,
     )
 
 
@@ -79,3 +72,56 @@ def test_cosine_schedule():
     assert cosine_lr(0.1, 0, 200) == pytest.approx(0.1)
     assert cosine_lr(0.1, 100, 200) == pytest.approx(0.05)
     assert cosine_lr(0.1, 199, 200) == pytest.approx(0.1 * 0.5 * (1 + np.cos(np.pi * 199 / 200)))
+
+
+def test_resume_after_a_crash_equals_an_uninterrupted_run(subset, tmp_path, monkeypatch):
+    from ltbench import train as train_module
+
+    whole = run(spec(subset, tmp_path / "whole", epochs=4))
+    crashed = spec(subset, tmp_path / "crash", epochs=4)
+    calls = {"n": 0}
+    real_evaluate = train_module.Trainer.evaluate
+
+    def evaluate_then_die(self):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("killed during epoch 3")
+        return real_evaluate(self)
+
+    monkeypatch.setattr(train_module.Trainer, "evaluate", evaluate_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run(crashed)
+    assert (tmp_path / "crash/checkpoint.pt").is_file() and not (tmp_path / "crash/history.json").exists()
+    monkeypatch.setattr(train_module.Trainer, "evaluate", real_evaluate)
+    resumed = run(crashed)
+    assert [e["train_loss"] for e in resumed["epochs"]] == [e["train_loss"] for e in whole["epochs"]]
+    assert [e["test_acc"] for e in resumed["epochs"]] == [e["test_acc"] for e in whole["epochs"]]
+    assert not (tmp_path / "crash/checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize(
+    "module, params",
+    [
+        ("resampling", {"q": 0.5}), ("oversampling", {}), ("undersampling", {}), ("drw", {"defer_epoch": 1}),
+        ("drs", {"defer_epoch": 1}), ("ldam_drw", {"defer_epoch": 1}), ("focal", {"gamma": 2.0, "beta": 0.999}),
+        ("logit_adjusted_loss", {"tau": 1.0}),
+    ],
+)
+def test_every_method_trains(subset, tmp_path, module, params):
+    history = run(spec(subset, tmp_path, module, params=params))
+    assert len(history["epochs"]) == 2 and all(np.isfinite(e["train_loss"]) for e in history["epochs"])
+    assert history["strategy"]["type"] != "custom"
+    sizes = {"oversampling": 4 * 10, "undersampling": 4 * 2}  # class counts 10, 5, 3, 2
+    assert history["epochs"][0]["train_images"] == sizes.get(module, 20)
+
+
+def test_unknown_recipe_override_fails_before_training(subset, tmp_path, monkeypatch):
+    import types
+    import sys
+
+    module = types.ModuleType("ltbench.strategies.bad_recipe")
+    module.configure = lambda c, n, cfg: {"recipe": {"learning_rate": 1.0}}
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    with pytest.raises(StrategyError, match=r"overrides unknown recipe keys \['learning_rate'\]"):
+        run(spec(subset, tmp_path, "bad_recipe"))
+    assert list(tmp_path.iterdir()) == []

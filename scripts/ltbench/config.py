@@ -47,6 +47,19 @@ class Strategy:
         """The strategy's file."""
         return STRATEGY_DIR / f"{self.module}.py"
 
+    @property
+    def stage(self) -> str:
+        """How the run is made: ``train``; ``stage2`` (param ``stage1``: fine-tunes that strategy's
+        final model); ``posthoc`` (param ``base``: adjusts that strategy's test logits)."""
+        if "stage1" in self.params:
+            return "stage2"
+        return "posthoc" if "base" in self.params else "train"
+
+    @property
+    def upstream(self) -> str | None:
+        """The strategy a second-stage or post-hoc strategy builds on."""
+        return self.params.get("stage1", self.params.get("base"))
+
 
 def format_ratio(ratio: float) -> str:
     """``100.0 -> '100'``, ``12.5 -> '12.5'``: the ratio as it appears in paths."""
@@ -80,6 +93,12 @@ def strategy(config: dict[str, Any], name: str) -> Strategy:
     params = dict(strategies[name] or {})
     module = params.pop("module", name)
     spec = Strategy(name, module, params)
+    if spec.upstream is not None:
+        upstream = strategies.get(spec.upstream, False)
+        if upstream is False or {"stage1", "base"} & set(upstream or {}):
+            raise ConfigError(
+                f"strategy {name!r} builds on {spec.upstream!r}, which must be a trained strategy in config.yaml"
+            )
     if not spec.source.is_file():
         known = sorted(p.stem for p in STRATEGY_DIR.glob("*.py") if not p.stem.startswith("_"))
         raise ConfigError(
@@ -100,4 +119,5 @@ def dataset(config: dict[str, Any], name: str) -> dict[str, Any]:
 # Where outputs land, relative to the working directory; the rules use the same patterns.
 DATA_DIR = "results/data/{data_id}"
 RUN_DIR = "results/runs/{benchmark}/{strategy}/seed{seed}"
+CHECKPOINT = "results/checkpoints/{benchmark}/{strategy}/seed{seed}.pt"
 TABLE_DIR = "results"

@@ -45,6 +45,7 @@ def extract(history: dict[str, Any], predictions: dict[str, np.ndarray], index: 
     record = {
         "benchmark": history["benchmark"]["name"],
         "strategy": history["strategy"]["name"],
+        "type": history["strategy"]["type"],
         "seed": history["seed"],
         "best_test_acc": history["best_test_acc"],
         "best_epoch": history["best_epoch"],

@@ -46,7 +46,7 @@ class BasicBlock(nn.Module):
 class ResNetCifar(nn.Module):
     """CIFAR ResNet with ``blocks`` basic blocks per stage (5 -> ResNet-32)."""
 
-    def __init__(self, num_classes: int, blocks: int = 5) -> None:
+    def __init__(self, num_classes: int, blocks: int = 5, head: str = "linear") -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 16, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
@@ -56,7 +56,7 @@ class ResNetCifar(nn.Module):
                 stages.append(BasicBlock(in_planes, planes, stride if i == 0 else 1))
                 in_planes = planes
         self.blocks = nn.Sequential(*stages)
-        self.fc = nn.Linear(64, num_classes)
+        self.fc = make_head(64, num_classes, head)
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(m.weight)
@@ -66,10 +66,30 @@ class ResNetCifar(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
 
 
+class CosineLinear(nn.Module):
+    """Cosine classifier (LDAM's NormedLinear): z_c = <x / |x|, w_c / |w_c|>, no bias."""
+
+    def __init__(self, in_features: int, num_classes: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(in_features, num_classes).uniform_(-1, 1).renorm_(2, 1, 1e-5).mul_(1e5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x, dim=1) @ F.normalize(self.weight, dim=0)
+
+
+def make_head(in_features: int, num_classes: int, head: str) -> nn.Module:
+    """``linear``: nn.Linear with bias; ``cosine``: ``CosineLinear``."""
+    if head == "linear":
+        return nn.Linear(in_features, num_classes)
+    if head == "cosine":
+        return CosineLinear(in_features, num_classes)
+    raise ValueError(f"unknown head {head!r}; known: linear, cosine")
+
+
 class VGGCifar(nn.Module):
     """VGG with batch norm for 32x32 inputs; ``layout`` lists channels and 'M' max-pools."""
 
-    def __init__(self, num_classes: int, layout=VGG16_LAYOUT) -> None:
+    def __init__(self, num_classes: int, layout=VGG16_LAYOUT, head: str = "linear") -> None:
         super().__init__()
         layers, in_ch = [], 3
         for item in layout:
@@ -79,16 +99,16 @@ class VGGCifar(nn.Module):
                 layers += [nn.Conv2d(in_ch, item, 3, padding=1), nn.BatchNorm2d(item), nn.ReLU(inplace=True)]
                 in_ch = item
         self.features = nn.Sequential(*layers)
-        self.fc = nn.Linear(in_ch, num_classes)
+        self.fc = make_head(in_ch, num_classes, head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x).flatten(1))
 
 
-def build_model(arch: str, num_classes: int) -> nn.Module:
-    """Instantiate ``arch`` (one of ``ARCHS``) with a ``num_classes``-way head."""
+def build_model(arch: str, num_classes: int, head: str = "linear") -> nn.Module:
+    """Instantiate ``arch`` (one of ``ARCHS``) with a ``num_classes``-way ``head`` (linear or cosine) as ``fc``."""
     if arch == "resnet32":
-        return ResNetCifar(num_classes)
+        return ResNetCifar(num_classes, head=head)
     if arch == "vgg16bn":
-        return VGGCifar(num_classes)
+        return VGGCifar(num_classes, head=head)
     raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHS)}")

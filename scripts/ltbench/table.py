@@ -8,7 +8,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 RUN_COLUMNS = [
-    "benchmark", "strategy", "seed", "best_test_acc", "best_epoch", "final_test_acc",
+    "benchmark", "strategy", "type", "seed", "best_test_acc", "best_epoch", "final_test_acc",
     "many_acc", "medium_acc", "few_acc", "epochs", "device_name", "train_seconds", "commit",
 ]
 
@@ -20,7 +20,8 @@ def runs_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
         shots = r["best_shot_acc"]
         prov = r["provenance"]
         rows.append({
-            **{k: r[k] for k in ("benchmark", "strategy", "seed", "best_test_acc", "best_epoch", "final_test_acc", "epochs")},
+            **{k: r[k] for k in (
+                "benchmark", "strategy", "type", "seed", "best_test_acc", "best_epoch", "final_test_acc", "epochs")},
             "many_acc": shots["many"], "medium_acc": shots["medium"], "few_acc": shots["few"],
             "device_name": prov["device_name"], "train_seconds": prov["train_seconds"], "commit": prov["commit"],
         })
@@ -37,10 +38,25 @@ def mean_std(values: pd.Series) -> str:
     return f"{values.mean():.2f} ± {values.std(ddof=1):.2f} (n={len(values)})"
 
 
+# Row groups of the table, in this order; a strategy's module declares its TYPE.
+TYPE_ORDER = ["static reweighting", "logit adjustment", "loss", "resampling", "deferred", "margin", "two-stage",
+              "synthesis"]
+
+
+def row_order(runs: pd.DataFrame, strategies: list[str]) -> list[str]:
+    """Strategies grouped by type (``TYPE_ORDER``, unknown types last), config order within a type."""
+    types = runs.groupby("strategy")["type"].first().to_dict()
+    rank = {t: i for i, t in enumerate(TYPE_ORDER)}
+    return sorted(strategies, key=lambda s: (rank.get(types.get(s), len(TYPE_ORDER)), strategies.index(s)))
+
+
 def pivot(runs: pd.DataFrame, column: str, benchmarks: list[str], strategies: list[str]) -> pd.DataFrame:
-    """Strategies x benchmarks table of ``mean_std`` of ``column``, in config order."""
+    """Strategies x benchmarks table of ``mean_std`` of ``column``, with each strategy's type, grouped by type."""
     cells = runs.groupby(["strategy", "benchmark"])[column].apply(mean_std).unstack("benchmark")
-    cells = cells.reindex(index=strategies, columns=benchmarks).fillna("–")
+    order = row_order(runs, strategies)
+    cells = cells.reindex(index=order, columns=benchmarks).fillna("–")
+    types = runs.groupby("strategy")["type"].first()
+    cells.insert(0, "type", [types.get(s, "–") for s in order])
     cells.index.name = "strategy"
     return cells
 
@@ -48,7 +64,8 @@ def pivot(runs: pd.DataFrame, column: str, benchmarks: list[str], strategies: li
 def to_markdown(frame: pd.DataFrame, header: dict[str, str]) -> str:
     """A GitHub markdown table of ``frame`` (index first) with renamed column headers."""
     cols = [frame.index.name] + [header.get(c, c) for c in frame.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join([" --- "] + [" ---: "] * len(frame.columns)) + "|"]
+    aligns = [" --- " if c == "type" else " ---: " for c in frame.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join([" --- "] + aligns) + "|"]
     for name, row in frame.iterrows():
         lines.append("| " + " | ".join([str(name)] + [str(v) for v in row]) + " |")
     return "\n".join(lines)

@@ -4,29 +4,48 @@ A strategy module defines
 
     compute_class_weights(class_counts, num_classes, config) -> Tensor[num_classes]
 
-the weights for ``nn.CrossEntropyLoss(weight=...)``. It may also define
+the weights for ``nn.CrossEntropyLoss(weight=...)`` (uniform if the module has none).
+It may also define
 
     compute_logit_offsets(class_counts, num_classes, config) -> Tensor[num_classes]
 
-per-class offsets added to the logits in the training loss only (balanced softmax).
+per-class offsets added to the logits in the training loss only (balanced softmax), and
+
+    configure(class_counts, num_classes, config) -> dict
+
+with any of the ``Method`` fields ``sampler`` (see ltbench.samplers), ``loss`` (see
+ltbench.losses), ``head`` ("linear" or "cosine"), ``weights_from_epoch`` and
+``sampler_from_epoch`` (deferred schedules, see ltbench.schedules) and ``recipe``
+(overrides of recipe values, e.g. ``{"weight_decay": 5e-3}``); a second-stage strategy
+(config key ``stage1``) also sets ``trainable`` ("classifier": only the head learns) and
+``max_norm`` (see ltbench.constraints). A post-hoc strategy (config key ``base``) defines
+``adjust_logits(logits, class_counts, num_classes, config)`` instead, applied to the base
+run's test logits.
 
 ``class_counts`` is a float64 tensor of training images per class, in label order;
-``config`` is a dict with ``imbalance_ratio``, ``dataset``, ``arch``,
+``config`` is a dict with ``imbalance_ratio``, ``dataset``, ``arch``, ``epochs``,
 ``total_samples`` and the strategy's own parameters from config.yaml.
-``resolve`` calls the module and validates what it returns, so a broken strategy
-stops the run before training starts.
+A module constant ``TYPE`` (e.g. "static reweighting", "resampling") groups the
+strategy's row in the results table. ``resolve`` calls the module and validates what
+it returns, so a broken strategy stops the run before training starts.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from types import ModuleType
 from typing import Any, Sequence
 
 import torch
 
 from ltbench.config import Strategy
+from ltbench.losses import CrossEntropy
+from ltbench.samplers import InstanceSampler
+
+HOOKS = ("compute_class_weights", "compute_logit_offsets", "configure", "adjust_logits")
+HEADS = ("linear", "cosine")
+TRAINABLE = ("all", "classifier")
 
 
 class StrategyError(ValueError):
@@ -34,11 +53,31 @@ class StrategyError(ValueError):
 
 
 @dataclass(frozen=True)
-class ResolvedStrategy:
-    """What training needs from a strategy: validated loss weights and logit offsets."""
+class Method:
+    """Everything training takes from a strategy; the defaults train plain cross-entropy."""
 
     weights: torch.Tensor
-    logit_offsets: torch.Tensor | None
+    logit_offsets: torch.Tensor | None = None
+    type: str = "custom"
+    sampler: Any = field(default_factory=InstanceSampler)
+    loss: Any = field(default_factory=CrossEntropy)
+    head: str = "linear"
+    weights_from_epoch: int = 0
+    sampler_from_epoch: int = 0
+    recipe: dict[str, Any] = field(default_factory=dict)
+    trainable: str = "all"
+    max_norm: float | None = None
+
+    def weights_at(self, epoch: int) -> torch.Tensor:
+        """The class weights in effect at 0-based ``epoch``: uniform before ``weights_from_epoch``."""
+        return self.weights if epoch >= self.weights_from_epoch else torch.ones_like(self.weights)
+
+    def sampler_at(self, epoch: int):
+        """The sampler in effect at ``epoch``: instance sampling before ``sampler_from_epoch``."""
+        return self.sampler if epoch >= self.sampler_from_epoch else InstanceSampler()
+
+
+CONFIGURABLE = {f.name for f in fields(Method)} - {"weights", "logit_offsets", "type"}
 
 
 def load(spec: Strategy) -> ModuleType:
@@ -47,35 +86,67 @@ def load(spec: Strategy) -> ModuleType:
         module = importlib.import_module(f"{__name__}.{spec.module}")
     except ImportError as exc:
         raise StrategyError(f"strategy {spec.name!r}: cannot import module {spec.module!r}: {exc}") from exc
-    if not callable(getattr(module, "compute_class_weights", None)):
-        raise StrategyError(f"strategy {spec.name!r}: {spec.source.name} defines no compute_class_weights()")
+    if not any(callable(getattr(module, hook, None)) for hook in HOOKS):
+        raise StrategyError(f"strategy {spec.name!r}: {spec.source.name} defines none of {', '.join(HOOKS)}")
     return module
 
 
-def resolve(spec: Strategy, class_counts: Sequence[int], context: dict[str, Any]) -> ResolvedStrategy:
-    """Compute and validate the strategy's weights (and offsets) for these class counts.
+def resolve(spec: Strategy, class_counts: Sequence[int], context: dict[str, Any]) -> Method:
+    """Build and validate the strategy's ``Method`` for these class counts.
 
-    ``context`` holds ``imbalance_ratio``, ``dataset`` and ``arch``; ``total_samples``
-    and the strategy's parameters are added here.
+    ``context`` holds ``imbalance_ratio``, ``dataset``, ``arch`` and ``epochs``;
+    ``total_samples`` and the strategy's parameters are added here.
     """
     module = load(spec)
     counts = torch.as_tensor(list(class_counts), dtype=torch.float64)
     num_classes = len(counts)
-    config = {**context, "total_samples": int(counts.sum()), **spec.params}
-    weights = _call(spec, module.compute_class_weights, "class weights", counts, num_classes, config)
-    _check(spec, "class weights", weights, num_classes, positive=True)
+    config = strategy_config(spec, counts, context)
+    weights = torch.ones(num_classes)
+    if callable(getattr(module, "compute_class_weights", None)):
+        weights = _call(spec, module.compute_class_weights, "class weights", counts, num_classes, config)
+        _check(spec, "class weights", weights, num_classes, positive=True)
     offsets = None
     if callable(getattr(module, "compute_logit_offsets", None)):
         offsets = _call(spec, module.compute_logit_offsets, "logit offsets", counts, num_classes, config)
         _check(spec, "logit offsets", offsets, num_classes, positive=False)
-    return ResolvedStrategy(weights, offsets)
+    extra = {}
+    if callable(getattr(module, "configure", None)):
+        extra = _call(spec, module.configure, "its configuration", counts, num_classes, config, as_tensor=False)
+        _check_configuration(spec, extra)
+    return Method(weights, offsets, getattr(module, "TYPE", "custom"), **extra)
 
 
-def _call(spec: Strategy, fn, what: str, counts: torch.Tensor, num_classes: int, config: dict) -> torch.Tensor:
-    """Call a strategy function on a copy of the counts; wrap its failures in ``StrategyError``."""
+def strategy_config(spec: Strategy, counts: torch.Tensor, context: dict[str, Any]) -> dict[str, Any]:
+    """The ``config`` a strategy sees: the run context, ``total_samples`` and its parameters.
+
+    A parameter may not shadow a context key (``epochs``, ``arch``, ...): that is a ``StrategyError``.
+    """
+    base = {**context, "total_samples": int(counts.sum())}
+    clash = sorted(set(spec.params) & set(base))
+    if clash:
+        raise StrategyError(f"strategy {spec.name!r}: parameters {clash} shadow the run context; rename them")
+    return {**base, **spec.params}
+
+
+def _check_configuration(spec: Strategy, extra: Any) -> None:
+    """``configure`` must return a dict of known ``Method`` fields with a known head."""
+    if not isinstance(extra, dict) or not set(extra) <= CONFIGURABLE:
+        unknown = sorted(set(extra) - CONFIGURABLE) if isinstance(extra, dict) else type(extra).__name__
+        raise StrategyError(f"strategy {spec.name!r}: configure() returned unknown fields {unknown};"
+                            f" allowed: {', '.join(sorted(CONFIGURABLE))}")
+    if extra.get("head", "linear") not in HEADS:
+        raise StrategyError(f"strategy {spec.name!r}: unknown head {extra['head']!r}; known: {', '.join(HEADS)}")
+    if extra.get("trainable", "all") not in TRAINABLE:
+        raise StrategyError(f"strategy {spec.name!r}: trainable must be one of {', '.join(TRAINABLE)}")
+
+
+def _call(spec: Strategy, fn, what: str, counts: torch.Tensor, num_classes: int, config: dict,
+          as_tensor: bool = True) -> Any:
+    """Call a strategy function on a copy of the counts (result as a float32 CPU tensor if ``as_tensor``);
+    wrap any failure in ``StrategyError``."""
     try:
         out = fn(counts.clone(), num_classes, dict(config))
-        return torch.as_tensor(out, dtype=torch.float32).detach().cpu()
+        return torch.as_tensor(out, dtype=torch.float32).detach().cpu() if as_tensor else out
     except Exception as exc:
         raise StrategyError(f"strategy {spec.name!r} failed while computing {what}: {type(exc).__name__}: {exc}") from exc
 

@@ -2,6 +2,8 @@
 
 import torch
 
+TYPE = "static reweighting"
+
 
 def compute_class_weights(class_counts, num_classes, config):
     """w_c = 1."""

@@ -3,11 +3,11 @@
 Parameter: ``beta`` in [0, 1), default 0.9999.
 """
 
+from ltbench import weights
+
+TYPE = "static reweighting"
+
 
 def compute_class_weights(class_counts, num_classes, config):
     """w_c = (1 - beta) / (1 - beta^n_c), rescaled so that sum_c w_c = C."""
-    beta = float(config.get("beta", 0.9999))
-    if not 0.0 <= beta < 1.0:
-        raise ValueError(f"beta must be in [0, 1), got {beta}")
-    weights = (1.0 - beta) / (1.0 - beta**class_counts)
-    return weights * num_classes / weights.sum()
+    return weights.effective_number(class_counts, float(config.get("beta", 0.9999)))

@@ -1,6 +1,10 @@
 """Inverse class frequency."""
 
+from ltbench import weights
+
+TYPE = "static reweighting"
+
 
 def compute_class_weights(class_counts, num_classes, config):
     """w_c = N / (C * n_c), with N the number of training images and n_c the class's count."""
-    return config["total_samples"] / (num_classes * class_counts)
+    return weights.inverse_frequency(class_counts)

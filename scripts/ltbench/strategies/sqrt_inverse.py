@@ -1,6 +1,10 @@
 """Square-root inverse frequency."""
 
+from ltbench import weights
+
+TYPE = "static reweighting"
+
 
 def compute_class_weights(class_counts, num_classes, config):
     """w_c = 1 / sqrt(n_c)."""
-    return class_counts.rsqrt()
+    return weights.sqrt_inverse(class_counts)

@@ -1,0 +1,115 @@
+# Figures and the results table for `snakemake --report`: they read the files that training,
+# metrics and materialization wrote, so they rebuild without retraining.
+
+PLOT_CODE = COMMON_CODE + library("plots.py", "metrics.py")
+
+
+rule table_html:
+    input:
+        md=rules.table.output.md,
+        code=PLOT_CODE + [source("scripts/plot_table.py")],
+    output:
+        html=report(
+            "results/table.html",
+            caption="../report/table.rst",
+            category="1. Results table",
+            labels={"table": "best, final and shot-group test accuracy"},
+        ),
+    log:
+        "results/logs/report/table_html.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/plot_table.py"
+
+
+rule plot_benchmark:
+    input:
+        metrics=expand(
+            rules.metrics.output.metrics,
+            strategy=STRATEGIES,
+            seed=SEEDS,
+            allow_missing=True,
+        ),
+        code=PLOT_CODE + [source("scripts/plot_benchmark.py")],
+    output:
+        per_class=report(
+            "results/plots/benchmarks/{benchmark}/per_class.png",
+            caption="../report/per_class.rst",
+            category="2. Benchmarks",
+            subcategory="{benchmark}",
+            labels={"figure": "per-class accuracy vs class size"},
+        ),
+        shots=report(
+            "results/plots/benchmarks/{benchmark}/shots.png",
+            caption="../report/shots.rst",
+            category="2. Benchmarks",
+            subcategory="{benchmark}",
+            labels={"figure": "many/medium/few-shot accuracy"},
+        ),
+    log:
+        "results/logs/report/plot_benchmark/{benchmark}.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        strategies=STRATEGIES,
+    script:
+        "../scripts/plot_benchmark.py"
+
+
+rule plot_run:
+    input:
+        history=rules.train.output.history,
+        predictions=rules.train.output.predictions,
+        index=data_index,
+        code=PLOT_CODE + [source("scripts/plot_run.py")],
+    output:
+        curves=report(
+            "results/plots/runs/{benchmark}/{strategy}/seed{seed}/curves.png",
+            caption="../report/curves.rst",
+            category="3. Runs",
+            subcategory="{benchmark}",
+            labels={
+                "strategy": "{strategy}",
+                "seed": "{seed}",
+                "figure": "learning curves",
+            },
+        ),
+        confusion=report(
+            "results/plots/runs/{benchmark}/{strategy}/seed{seed}/confusion.png",
+            caption="../report/confusion.rst",
+            category="3. Runs",
+            subcategory="{benchmark}",
+            labels={
+                "strategy": "{strategy}",
+                "seed": "{seed}",
+                "figure": "confusion matrix",
+            },
+        ),
+    log:
+        "results/logs/report/plot_run/{benchmark}/{strategy}/seed{seed}.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        strategies=STRATEGIES,
+    script:
+        "../scripts/plot_run.py"
+
+
+rule plot_dataset:
+    input:
+        index=rules.materialize.output.index,
+        code=PLOT_CODE + [source("scripts/plot_dataset.py")],
+    output:
+        histogram=report(
+            "results/plots/data/{dataset}-lt{ratio}.png",
+            caption="../report/dataset.rst",
+            category="4. Datasets",
+            labels={"dataset": "{dataset}", "imbalance ratio": "{ratio}"},
+        ),
+    log:
+        "results/logs/report/plot_dataset/{dataset}-lt{ratio}.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/plot_dataset.py"

@@ -1,0 +1,76 @@
+"""Resumable training state, written atomically every few epochs.
+
+A checkpoint carries a fingerprint of everything the run depends on (spec, strategy
+weights, data checksums, library sources); a checkpoint whose fingerprint differs
+(the code or the configuration changed since) is ignored, never resumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ltbench.io import atomic_path
+
+LIBRARY = Path(__file__).resolve().parent
+
+
+@dataclass
+class Progress:
+    """What a run has done so far: per-epoch records, the best epoch and its test logits."""
+
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    best: int | None = None
+    best_logits: torch.Tensor | None = None
+    train_seconds: float = 0.0
+
+    def record(self, entry: dict[str, Any], logits: torch.Tensor) -> None:
+        """Append an epoch; keep its logits if its test accuracy beats every earlier epoch."""
+        self.epochs.append(entry)
+        if self.best is None or entry["test_acc"] > self.epochs[self.best]["test_acc"]:
+            self.best, self.best_logits = len(self.epochs) - 1, logits
+
+
+def fingerprint(description: dict[str, Any], strategy_source: Path) -> str:
+    """sha256 over the run description (JSON) and the sources of the ltbench package and the strategy."""
+    digest = hashlib.sha256(json.dumps(description, sort_keys=True, default=str).encode())
+    for path in sorted(LIBRARY.rglob("*.py")) + [strategy_source]:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def save(path: str, stamp: str, model, optimizer, generator: torch.Generator, progress: Progress) -> None:
+    """Write model, optimizer, RNG states and progress to ``path`` atomically."""
+    state = {
+        "fingerprint": stamp,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "generator": generator.get_state(),
+        "cpu_rng": torch.get_rng_state(),
+        "progress": {**progress.__dict__, "best_logits": progress.best_logits.cpu()},
+    }
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save(state, tmp)
+
+
+def load(path: str, stamp: str, model, optimizer, generator: torch.Generator, device) -> Progress | None:
+    """Restore the state saved at ``path`` into the given objects and return its progress.
+
+    Returns None (start afresh) when there is no checkpoint or its fingerprint differs.
+    """
+    if not Path(path).is_file():
+        return None
+    state = torch.load(path, map_location=device, weights_only=False)
+    if state.get("fingerprint") != stamp:
+        print(f"ignoring {path}: it was written by a different configuration or code")
+        return None
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"].cpu() if generator.device.type == "cpu" else state["generator"])
+    torch.set_rng_state(state["cpu_rng"].cpu())
+    return Progress(**state["progress"])

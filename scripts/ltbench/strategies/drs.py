@@ -1,0 +1,15 @@
+"""Deferred re-sampling (Cao et al., NeurIPS 2019): instance sampling, then class-level resampling
+(probability n_c^q, ``q`` default 0: class-balanced) from ``defer_epoch`` (default 160 of 200)."""
+
+from ltbench import schedules
+from ltbench.samplers import ClassPowerSampler
+
+TYPE = "deferred"
+
+
+def configure(class_counts, num_classes, config):
+    """Class-power sampler from the deferral epoch on."""
+    return {
+        "sampler": ClassPowerSampler(float(config.get("q", 0.0))),
+        "sampler_from_epoch": schedules.defer_epoch(config),
+    }

@@ -1,0 +1,16 @@
+"""Deferred re-weighting (Cao et al., NeurIPS 2019): plain cross-entropy, then effective-number weights
+from ``defer_epoch`` (default 160 of 200). Parameter ``beta``, default 0.9999."""
+
+from ltbench import schedules, weights
+
+TYPE = "deferred"
+
+
+def compute_class_weights(class_counts, num_classes, config):
+    """w_c = effective-number weights (see effective_number.py), in force from the deferral epoch."""
+    return weights.effective_number(class_counts, float(config.get("beta", 0.9999)))
+
+
+def configure(class_counts, num_classes, config):
+    """Uniform weights before ``defer_epoch``."""
+    return {"weights_from_epoch": schedules.defer_epoch(config)}

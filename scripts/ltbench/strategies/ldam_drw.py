@@ -1,0 +1,26 @@
+"""LDAM loss with deferred re-weighting (Cao et al., NeurIPS 2019).
+
+Cosine classifier; the target's cosine is lowered by m_c = K / n_c^(1/4) (largest margin ``max_margin``,
+default 0.5) before scaling by ``scale`` (default 30); effective-number weights (``beta``, default 0.9999)
+switch on at ``defer_epoch`` (default 160 of 200).
+"""
+
+from ltbench import schedules, weights
+from ltbench.losses import LDAM, ldam_margins
+
+TYPE = "margin"
+
+
+def compute_class_weights(class_counts, num_classes, config):
+    """Effective-number weights, in force from the deferral epoch."""
+    return weights.effective_number(class_counts, float(config.get("beta", 0.9999)))
+
+
+def configure(class_counts, num_classes, config):
+    """LDAM loss on a cosine head, deferred weights."""
+    margins = ldam_margins(class_counts, float(config.get("max_margin", 0.5)))
+    return {
+        "loss": LDAM(margins, float(config.get("scale", 30.0))),
+        "head": "cosine",
+        "weights_from_epoch": schedules.defer_epoch(config),
+    }

@@ -1,0 +1,11 @@
+"""Logit-adjusted loss (Menon et al., ICLR 2021): CE on z + tau * log prior. Parameter ``tau``, default 1
+(with tau = 1 this is the balanced-softmax loss)."""
+
+from ltbench import weights
+
+TYPE = "logit adjustment"
+
+
+def compute_logit_offsets(class_counts, num_classes, config):
+    """o_c = tau * log(n_c / N), added to the logits in the training loss only."""
+    return float(config.get("tau", 1.0)) * weights.log_prior(class_counts)

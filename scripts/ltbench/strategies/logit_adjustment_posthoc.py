@@ -1,0 +1,11 @@
+"""Post-hoc logit adjustment (Menon et al., ICLR 2021): no retraining; the test logits of a base run
+(config key ``base``, e.g. ce) are corrected by the training prior. Parameter ``tau``, default 1."""
+
+from ltbench import weights
+
+TYPE = "logit adjustment"
+
+
+def adjust_logits(logits, class_counts, num_classes, config):
+    """z'_c = z_c - tau * log(n_c / N)."""
+    return logits - float(config.get("tau", 1.0)) * weights.log_prior(class_counts).to(logits.dtype)

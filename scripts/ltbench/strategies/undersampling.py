@@ -1,0 +1,10 @@
+"""Random undersampling: every class cut to the tail class's size, a fresh subset each epoch (a baseline)."""
+
+from ltbench.samplers import UnderSampler
+
+TYPE = "resampling"
+
+
+def configure(class_counts, num_classes, config):
+    """Epochs of C * n_min images."""
+    return {"sampler": UnderSampler()}

@@ -1,0 +1,22 @@
+"""Snakemake rule ``plot_dataset``: a materialized subset's index.json -> its class-size histogram."""
+
+from ltbench import plots
+from ltbench.io import read_json
+from ltbench.logs import redirect_to_log
+
+
+def plot_dataset(index_path: str, histogram_path: str, data_id: str) -> None:
+    """Training images per class of the long-tailed subset."""
+    index = read_json(index_path)
+    counts = index["class_counts"]
+    ratio, configured = max(counts) / min(counts), index["imbalance_ratio"]
+    title = (f"{data_id}: {sum(counts):,} training images in {len(counts)} classes, imbalance ratio {ratio:g}"
+             + ("" if ratio == configured else f" (configured {configured:g})"))
+    plots.save(plots.class_histogram_figure(counts, index["classes"], title), histogram_path)
+    print(title)
+
+
+if "snakemake" in globals():
+    sm = globals()["snakemake"]
+    with redirect_to_log(sm.log[0]):
+        plot_dataset(sm.input.index, sm.output.histogram, f"{sm.wildcards.dataset}-lt{sm.wildcards.ratio}")

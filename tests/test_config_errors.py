@@ -1,0 +1,67 @@
+"""Bad configuration stops Snakemake before any job, with a message naming the problem, writing nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import REPO, copy_workflow
+
+
+def default_config() -> dict:
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def with_change(change):
+    config = default_config()
+    change(config)
+    return config
+
+
+CASES = {
+    "unknown-key": (lambda c: c["recipe"].update(lrr=0.1), "'lrr' was unexpected"),
+    "wrong-type": (lambda c: c["recipe"].update(epochs="ten"), "'ten' is not of type 'integer'"),
+    "ratio-below-one": (
+        lambda c: c["benchmarks"]["resnet32-cifar10lt"].update(imbalance_ratio=0.5), "0.5 is less than the minimum of 1"
+    ),
+    "unknown-arch": (lambda c: c["benchmarks"]["resnet32-cifar10lt"].update(arch="resnet18"), "'resnet18' is not one of"),
+    "unknown-dataset": (
+        lambda c: c["benchmarks"]["resnet32-cifar10lt"].update(dataset="imagenet"),
+        "benchmark 'resnet32-cifar10lt' uses dataset 'imagenet', which is not under 'datasets'",
+    ),
+    "strategy-without-file": (
+        lambda c: c["strategies"].update(focal_typo={}),
+        "strategy 'focal_typo' needs the file focal_typo.py in scripts/ltbench/strategies/, which does not exist",
+    ),
+    "imagefolder-without-path": (
+        lambda c: c["datasets"].update(mine={"format": "imagefolder"}), "'path' is a required property"
+    ),
+    "bad-device": (lambda c: c["train"].update(device="tpu"), "'tpu' is not one of"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_config_is_rejected_before_any_job(tmp_path, case):
+    change, message = CASES[case]
+    copy_workflow(tmp_path)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(with_change(change)))
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--dry-run"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_plain_command_rejects_unknown_names(tmp_path):
+    for args, message in (
+        (["--benchmark", "nope", "--strategy", "ce"], "unknown benchmark 'nope'; config.yaml defines: resnet32-cifar10lt"),
+        (["--benchmark", "resnet32-cifar10lt", "--strategy", "nope"], "unknown strategy 'nope'; config.yaml defines: ce"),
+    ):
+        proc = subprocess.run(
+            [sys.executable, str(REPO / "scripts/train.py"), "--config", str(REPO / "config.yaml"), *args, "--seed", "0"],
+            cwd=tmp_path, capture_output=True, text=True,
+        )
+        assert proc.returncode != 0 and message in proc.stderr
+        assert not (tmp_path / "results").exists()

@@ -1,0 +1,46 @@
+"""Losses against hand-computed values."""
+
+import math
+
+import pytest
+import torch
+
+from ltbench.losses import LDAM, CrossEntropy, Focal, ldam_margins
+
+LOGITS = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]])
+TARGETS = torch.tensor([0, 2])
+ONES = torch.ones(3)
+
+
+def log_softmax_target(row, target):
+    return row[target] - math.log(sum(math.exp(v) for v in row))
+
+
+def test_focal_with_gamma_zero_is_cross_entropy():
+    assert Focal(0.0)(LOGITS, TARGETS, ONES).item() == pytest.approx(CrossEntropy()(LOGITS, TARGETS, ONES).item())
+
+
+def test_focal_by_hand():
+    # p0 = softmax([2,0,-1])[0] = 0.843795, p1 = softmax([.5,.5,0])[2] = 0.274068
+    logp = [log_softmax_target([2.0, 0.0, -1.0], 0), log_softmax_target([0.5, 0.5, 0.0], 2)]
+    terms = [-(1 - math.exp(lp)) ** 2 * lp for lp in logp]
+    assert Focal(2.0)(LOGITS, TARGETS, ONES).item() == pytest.approx(sum(terms) / 2, rel=1e-6)
+    # class weights 3 (class 0) and 1 (class 2): weighted mean sum(w l) / sum(w)
+    w = torch.tensor([3.0, 1.0, 1.0])
+    assert Focal(2.0)(LOGITS, TARGETS, w).item() == pytest.approx((3 * terms[0] + terms[1]) / 4, rel=1e-6)
+    with pytest.raises(ValueError, match="gamma must be >= 0"):
+        Focal(-1.0)
+
+
+def test_ldam_margins_by_hand():
+    # n^-1/4 for 10000, 16, 1: 0.1, 0.5, 1 -> scaled so the largest is 0.5
+    margins = ldam_margins(torch.tensor([10000.0, 16.0, 1.0]), max_margin=0.5)
+    assert margins.tolist() == pytest.approx([0.05, 0.25, 0.5])
+
+
+def test_ldam_subtracts_the_target_margin_then_scales():
+    margins = torch.tensor([0.1, 0.2, 0.3])
+    cosines = torch.tensor([[0.5, 0.1, -0.2]])
+    got = LDAM(margins, scale=10.0)(cosines, torch.tensor([0]), ONES).item()
+    expected = -log_softmax_target([10 * (0.5 - 0.1), 10 * 0.1, 10 * -0.2], 0)
+    assert got == pytest.approx(expected, rel=1e-5)  # float32

@@ -1,0 +1,210 @@
+"""The SLURM path: profiles/slurm as shipped, and the tiny workflow run through it on a real SLURM.
+
+The cluster tests start a single-node SLURM on localhost (tests/slurm_cluster.py). They are
+skipped, with the reason, where that cannot be done (not root, packages missing, a daemon
+that does not come up); with LTBENCH_REQUIRE_SLURM=1 (set by .ci/run once the packages are
+installed) they fail instead, so that CI cannot pass by skipping them.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, Workflow, make_workflow, tiny_config
+from slurm_cluster import SlurmCluster, SlurmUnavailable
+
+PROFILE = Path("profiles/slurm/config.yaml")
+GPU_RULES = ("train", "finetune")  # the rules whose jobs ask for a GPU
+PLACEHOLDERS = {  # what a user edits: (section, rule or None, key) -> value shipped
+    ("default-resources", None, "slurm_partition"): "cpu",
+    ("default-resources", None, "slurm_account"): "my_account",
+    **{("set-resources", rule, "slurm_partition"): "gpu" for rule in GPU_RULES},
+}
+TARGETS = ("results/table.csv", "results/table.md")
+RUN_TIMEOUT = 300  # seconds for the whole tiny workflow on SLURM
+SLURM_HEADER = re.compile(r"^\[.+\] .* on \S+ \(.*\), SLURM job (\d+)$", re.M)
+
+
+def shipped_profile() -> dict:
+    return yaml.safe_load((REPO / PROFILE).read_text())
+
+
+def resources_of(profile: dict, section: str, rule: str | None) -> dict:
+    """``default-resources`` or one rule's ``set-resources`` entry."""
+    return profile[section] if rule is None else profile[section][rule]
+
+
+# -- the profile as shipped (no SLURM needed) ----------------------------------------------
+
+
+def test_profile_submits_to_slurm_with_per_rule_resources():
+    profile = shipped_profile()
+    assert profile["executor"] == "slurm"
+    assert profile["retries"] >= 1 and profile["slurm-requeue"] is True
+    assert profile["jobs"] > 0 and profile["latency-wait"] > 0
+    assert profile["rerun-incomplete"] is True and profile["keep-going"] is True
+    assert {"slurm_partition", "runtime", "mem_mb"} <= set(profile["default-resources"])
+    for rule in GPU_RULES:
+        resources = profile["set-resources"][rule]
+        assert {"slurm_partition", "runtime", "mem_mb", "cpus_per_gpu"} <= set(resources)
+        assert "gpu" not in resources, "the rule itself asks for its GPU (none when train.device is cpu)"
+    for (section, rule, key), value in PLACEHOLDERS.items():
+        assert resources_of(profile, section, rule)[key] == value
+
+
+def test_profile_sets_no_global_gpu_limit_and_no_gres_extra():
+    profile = shipped_profile()
+    assert "gpu" not in (profile.get("resources") or {}), "a global gpu limit would run one training job at a time"
+    assert "--gres" not in yaml.safe_dump(profile), "the gpu resource asks for GPUs (sbatch --gpus)"
+
+
+def job_resources(dry_run_output: str) -> list[tuple[str, str]]:
+    """(rule, resources line) of each job in a dry run."""
+    return re.findall(r"^rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", dry_run_output, re.M)
+
+
+def test_dry_run_sends_exactly_the_gpu_jobs_to_the_gpu_partition():
+    out = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--workflow-profile", str(PROFILE), "--dry-run"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout
+    jobs = job_resources(out)
+    assert {rule for rule, _ in jobs} >= {"materialize", "train", "metrics", "table"}
+    for rule, resources in jobs:
+        asks_gpu = re.search(r"(?<!\w)gpu=[1-9]", resources) is not None
+        assert asks_gpu == (rule in GPU_RULES), (rule, resources)
+        assert f"slurm_partition={'gpu' if asks_gpu else 'cpu'}" in resources, (rule, resources)
+
+
+# -- the tiny workflow on a real single-node SLURM -----------------------------------------
+
+
+def unavailable(reason: str):
+    """Skip (or fail, where CI demands SLURM) with ``reason``."""
+    message = f"SLURM cluster unavailable: {reason}"
+    if os.environ.get("LTBENCH_REQUIRE_SLURM") == "1":
+        pytest.fail(f"{message} (LTBENCH_REQUIRE_SLURM=1)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A running single-node SLURM; stopped whatever the tests' outcome."""
+    slurm = SlurmCluster(tmp_path_factory.mktemp("slurm"))
+    try:
+        slurm.start()
+    except SlurmUnavailable as err:
+        unavailable(str(err))
+    try:
+        yield slurm
+    finally:
+        slurm.stop()
+
+
+def site_values(cluster: SlurmCluster) -> dict:
+    """What the test cluster puts where the shipped profile has placeholders."""
+    return {
+        ("default-resources", None, "slurm_partition"): cluster.cpu_partition,
+        ("default-resources", None, "slurm_account"): cluster.account,
+        **{("set-resources", rule, "slurm_partition"): cluster.gpu_partition for rule in GPU_RULES},
+    }
+
+
+def site_profile(profile: dict, cluster: SlurmCluster, train_config: dict) -> dict:
+    """The shipped profile with the placeholders filled in for ``cluster``, GPU jobs sized like the tiny config.
+
+    That is what a user does for their cluster; every other key stays as shipped.
+    """
+    site = copy.deepcopy(profile)
+    values = site_values(cluster)
+    assert values.keys() == PLACEHOLDERS.keys()
+    for (section, rule, key), value in values.items():
+        resources_of(site, section, rule)[key] = value
+    for rule in GPU_RULES:
+        site["set-resources"][rule].update(cpus_per_gpu=train_config["threads"], mem_mb=train_config["mem_mb"])
+    return site
+
+
+def slurm_config() -> dict:
+    """tiny_config() with device auto (so training jobs ask for a GPU), cut to ``ce`` and what fine-tunes it.
+
+    Both GPU rules (train, finetune) run; the other strategies would only add CPU time on 2 cores.
+    """
+    config = tiny_config()
+    config["train"]["device"] = "auto"
+    config["strategies"] = {
+        name: spec for name, spec in config["strategies"].items() if name == "ce" or spec.get("stage1") == "ce"
+    }
+    return config
+
+
+@pytest.fixture(scope="module")
+def slurm_run(cluster: SlurmCluster, tmp_path_factory) -> tuple[Workflow, dict]:
+    """The tiny workflow through ``--workflow-profile profiles/slurm`` on the cluster: (workflow, its config)."""
+    config = slurm_config()
+    wf = make_workflow(tmp_path_factory.mktemp("tiny-slurm"), config)
+    site = site_profile(shipped_profile(), cluster, config["train"])
+    (wf.root / PROFILE).write_text(yaml.safe_dump(site, sort_keys=False))
+    # Test speed-ups, not part of the profile: only the table (figures would double the job
+    # count on 2 cores), and the first job status check after 1 s instead of 40 s.
+    wf.snakemake("--workflow-profile", str(PROFILE), "--slurm-init-seconds-before-status-checks", "1", *TARGETS,
+                 timeout=RUN_TIMEOUT)
+    return wf, config
+
+
+def rule_of(job: dict[str, str]) -> str:
+    """The rule of a job, from the comment the plugin gives it (``rule_<name>[_wildcards_<values>]``)."""
+    return re.match(r"rule_(.+?)(?:_wildcards_.*)?$", job["Comment"]).group(1)
+
+
+def test_slurm_run_builds_the_table(slurm_run):
+    wf, config = slurm_run
+    runs = pd.read_csv(wf.root / "results/table.csv")
+    assert set(zip(runs["benchmark"], runs["strategy"])) == {
+        (benchmark, strategy) for benchmark in config["benchmarks"] for strategy in config["strategies"]
+    }
+    assert runs["best_test_acc"].between(0, 100).all()
+
+
+def training_job_ids(wf: Workflow) -> dict[str, str]:
+    """{training log: SLURM job id} from the header line each training log starts with."""
+    ids = {}
+    for log in sorted((wf.root / "results/logs/train").glob("*/*/seed0.log")):
+        match = SLURM_HEADER.search(log.read_text())
+        assert match, f"{log} has no header naming a SLURM job:\n{log.read_text()[:2000]}"
+        ids[str(log.relative_to(wf.root))] = match.group(1)
+    return ids
+
+
+def test_each_training_ran_inside_a_slurm_gpu_job(slurm_run, cluster: SlurmCluster):
+    wf, config = slurm_run
+    ids = training_job_ids(wf)
+    assert len(ids) == len(config["benchmarks"]) * len(config["strategies"]), ids
+    assert len(set(ids.values())) == len(ids), ids
+    accounting = {job["JobID"]: job for job in cluster.jobs()}
+    assert {rule_of(accounting[job_id]) for job_id in ids.values()} == set(GPU_RULES)
+    for log, job_id in ids.items():
+        job = accounting[job_id]
+        assert job["Partition"] == cluster.gpu_partition, (log, job)
+        assert job["Account"] == cluster.account, (log, job)
+        assert "gres/gpu=1" in job["AllocTRES"], (log, job)
+        assert job["State"] == "COMPLETED", (log, job)
+
+
+def test_cpu_rules_ran_on_the_cpu_partition_without_gpu(slurm_run, cluster: SlurmCluster):
+    jobs = [job for job in cluster.jobs() if rule_of(job) not in GPU_RULES]
+    assert {"materialize", "metrics", "table"} <= {rule_of(job) for job in jobs}
+    for job in jobs:
+        assert job["Partition"] == cluster.cpu_partition, job
+        assert job["Account"] == cluster.account, job
+        assert "gres/gpu" not in job["AllocTRES"], job
+        assert job["State"] == "COMPLETED", job

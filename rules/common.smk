@@ -64,6 +64,7 @@ TRAIN_CODE = (
         "losses.py",
         "samplers.py",
         "schedules.py",
+        "synthesis.py",
         "weights.py",
         "strategies/__init__.py",
     )

@@ -77,8 +77,10 @@ def test_cosine_schedule():
 def test_resume_after_a_crash_equals_an_uninterrupted_run(subset, tmp_path, monkeypatch):
     from ltbench import train as train_module
 
-    whole = run(spec(subset, tmp_path / "whole", epochs=4))
-    crashed = spec(subset, tmp_path / "crash", epochs=4)
+    # minority synthesis from epoch 2 on: its feature banks must survive the restart too
+    params = {"defer_epoch": 1}
+    whole = run(spec(subset, tmp_path / "whole", "minority_synthesis", params=params, epochs=4))
+    crashed = spec(subset, tmp_path / "crash", "minority_synthesis", params=params, epochs=4)
     calls = {"n": 0}
     real_evaluate = train_module.Trainer.evaluate
 
@@ -104,7 +106,7 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(subset, tmp_path, monk
     [
         ("resampling", {"q": 0.5}), ("oversampling", {}), ("undersampling", {}), ("drw", {"defer_epoch": 1}),
         ("drs", {"defer_epoch": 1}), ("ldam_drw", {"defer_epoch": 1}), ("focal", {"gamma": 2.0, "beta": 0.999}),
-        ("logit_adjusted_loss", {"tau": 1.0}),
+        ("logit_adjusted_loss", {"tau": 1.0}), ("minority_synthesis", {"defer_epoch": 1}),
     ],
 )
 def test_every_method_trains(subset, tmp_path, module, params):

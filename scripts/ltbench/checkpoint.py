@@ -44,12 +44,13 @@ def fingerprint(description: dict[str, Any], strategy_source: Path) -> str:
     return digest.hexdigest()
 
 
-def save(path: str, stamp: str, model, optimizer, generator: torch.Generator, progress: Progress) -> None:
-    """Write model, optimizer, RNG states and progress to ``path`` atomically."""
+def save(path: str, stamp: str, model, optimizer, generator: torch.Generator, hook, progress: Progress) -> None:
+    """Write model, optimizer, RNG states, any feature hook's state and progress to ``path`` atomically."""
     state = {
         "fingerprint": stamp,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
+        "hook": hook.state_dict() if hook is not None else None,
         "generator": generator.get_state(),
         "cpu_rng": torch.get_rng_state(),
         "progress": {**progress.__dict__, "best_logits": progress.best_logits.cpu()},
@@ -58,7 +59,7 @@ def save(path: str, stamp: str, model, optimizer, generator: torch.Generator, pr
         torch.save(state, tmp)
 
 
-def load(path: str, stamp: str, model, optimizer, generator: torch.Generator, device) -> Progress | None:
+def load(path: str, stamp: str, model, optimizer, generator: torch.Generator, hook, device) -> Progress | None:
     """Restore the state saved at ``path`` into the given objects and return its progress.
 
     Returns None (start afresh) when there is no checkpoint or its fingerprint differs.
@@ -71,6 +72,8 @@ def load(path: str, stamp: str, model, optimizer, generator: torch.Generator, de
         return None
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
+    if hook is not None:
+        hook.load_state_dict(state["hook"])
     generator.set_state(state["generator"].cpu() if generator.device.type == "cpu" else state["generator"])
     torch.set_rng_state(state["cpu_rng"].cpu())
     return Progress(**state["progress"])

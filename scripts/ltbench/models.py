@@ -61,9 +61,13 @@ class ResNetCifar(nn.Module):
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(m.weight)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The 64-d pooled features that the head classifies."""
         out = self.blocks(F.relu(self.bn1(self.conv1(x))))
-        return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
+        return F.adaptive_avg_pool2d(out, 1).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.forward_features(x))
 
 
 class CosineLinear(nn.Module):
@@ -101,8 +105,12 @@ class VGGCifar(nn.Module):
         self.features = nn.Sequential(*layers)
         self.fc = make_head(in_ch, num_classes, head)
 
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The 512-d features that the head classifies."""
+        return self.features(x).flatten(1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x).flatten(1))
+        return self.fc(self.forward_features(x))
 
 
 def build_model(arch: str, num_classes: int, head: str = "linear") -> nn.Module:

@@ -176,11 +176,19 @@ class Trainer:
         for start in range(0, n, self.recipe.batch_size):
             idx = order[start : start + self.recipe.batch_size]
             images = augment.augment(self.train_x[idx], self.recipe.crop_padding, self.recipe.flip, self.generator)
+            hook, targets = self.method.feature_hook, self.train_y[idx]
             with self._autocast():
-                logits = self.model(self._inputs(images)).float()
+                if hook is None:
+                    logits = self.model(self._inputs(images)).float()
+                else:
+                    features = self.model.forward_features(self._inputs(images))
+                    logits = self.model.fc(features).float()
             if self.offsets is not None:
                 logits = logits + self.offsets
-            loss = self.method.loss(logits, self.train_y[idx], weights)
+            loss = self.method.loss(logits, targets, weights)
+            if hook is not None:
+                with self._autocast():
+                    loss = hook(epoch, features, targets, self.model.fc, loss, self.generator)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -207,7 +215,11 @@ def format_eta(seconds: float) -> str:
 
 
 def describe(obj: Any) -> str:
-    """A loss or sampler as ``ClassName(attr=value, ...)`` (tensors as lists)."""
+    """A loss, sampler or hook as ``ClassName(attr=value, ...)`` (tensors as lists), or its own ``describe()``."""
+    if obj is None:
+        return "None"
+    if callable(getattr(obj, "describe", None)):
+        return obj.describe()
     attrs = ", ".join(
         f"{k}={v.tolist() if isinstance(v, torch.Tensor) else v!r}" for k, v in sorted(vars(obj).items())
     )
@@ -236,6 +248,7 @@ def run_description(spec: RunSpec, prep: Prepared) -> dict[str, Any]:
             "trainable": method.trainable,
             "max_norm": method.max_norm,
             "init_model": spec.init_model_path,
+            "feature_hook": describe(method.feature_hook),
         },
     }
 
@@ -277,7 +290,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
     print(f"[{tag}] {len(trainer.train_y)} train / {len(trainer.test_y)} test images on {prep.device} ({device_name})"
           + (f", SLURM job {slurm_job}" if slurm_job else ""))
     description = run_description(spec, prep)
-    state = (trainer.model, trainer.optimizer, trainer.generator)
+    state = (trainer.model, trainer.optimizer, trainer.generator, prep.method.feature_hook)
     stamp = checkpoint.fingerprint({**description, "index": prep.index["checksums"]}, spec.strategy.source)
     progress = checkpoint.load(spec.checkpoint_path, stamp, *state, prep.device) or Progress()
     if progress.epochs:

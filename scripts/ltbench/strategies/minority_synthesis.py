@@ -1,0 +1,24 @@
+"""Minority-sample synthesis via distribution matching (Li et al., TMLR 2025), as read in
+docs/methods.md: from ``defer_epoch`` (default 160 of 200) each step adds synthetic minority
+features matched to their class by entropic optimal transport (Sinkhorn, ``epsilon`` 0.1, at most
+``sinkhorn_iters`` 200; ``steps`` 5 updates of size ``step`` 0.1), loss ``lambda1`` 0.5 * real +
+``lambda2`` 0.5 * synthetic; ``tau`` 0.9 scales the borrowed head-class variation; the real loss
+takes effective-number weights with ``beta`` 0.999 from the start epoch."""
+
+from ltbench import schedules, weights
+from ltbench.synthesis import MinoritySynthesizer
+
+TYPE = "synthesis"
+
+
+def compute_class_weights(class_counts, num_classes, config):
+    """Effective-number weights (beta), in force from the start epoch."""
+    return weights.effective_number(class_counts, float(config.get("beta", 0.999)))
+
+
+def configure(class_counts, num_classes, config):
+    """The synthesizer, starting at the deferral epoch."""
+    start = schedules.defer_epoch(config)
+    names = ("bank_size", "tau", "steps", "step", "epsilon", "sinkhorn_iters", "lambda1", "lambda2")
+    options = {name: config[name] for name in names if name in config}
+    return {"feature_hook": MinoritySynthesizer(class_counts, start, **options), "weights_from_epoch": start}

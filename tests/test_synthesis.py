@@ -1,0 +1,67 @@
+"""Sinkhorn plans, the feature banks and minority synthesis."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ltbench.synthesis import MinoritySynthesizer, sinkhorn
+
+
+def test_sinkhorn_marginals_and_the_obvious_matching():
+    cost = torch.tensor([[[0.0, 1.0], [1.0, 0.0]]])
+    mask = torch.ones(1, 2, dtype=torch.bool)
+    plan = sinkhorn(cost, mask, mask, epsilon=0.01, iters=200)
+    assert plan.sum(2).flatten().tolist() == pytest.approx([0.5, 0.5], abs=1e-5)
+    assert plan.sum(1).flatten().tolist() == pytest.approx([0.5, 0.5], abs=1e-5)
+    assert plan[0, 0, 0].item() == pytest.approx(0.5, abs=1e-4)  # mass stays on the zero-cost diagonal
+
+
+def test_sinkhorn_ignores_padding():
+    cost = torch.rand(1, 3, 4, generator=torch.Generator().manual_seed(0))
+    rows = torch.tensor([[True, True, False]])
+    cols = torch.tensor([[True, False, True, True]])
+    plan = sinkhorn(cost, rows, cols, epsilon=0.1, iters=200)
+    assert plan[0, 2].abs().sum() == 0 and plan[0, :, 1].abs().sum() == 0
+    assert plan.sum(2)[0, :2].tolist() == pytest.approx([0.5, 0.5], abs=1e-5)
+    assert plan.sum(1)[0, [0, 2, 3]].tolist() == pytest.approx([1 / 3] * 3, abs=1e-5)
+    # uniform large entropy: every unmasked cell gets close to a * b
+    flat = sinkhorn(torch.zeros(1, 2, 2), rows[:, :2], cols[:, :2] | True, epsilon=1.0, iters=10)
+    assert flat.flatten().tolist() == pytest.approx([0.25] * 4, abs=1e-6)
+
+
+def test_bank_is_a_per_class_fifo():
+    synth = MinoritySynthesizer(torch.tensor([5.0, 2.0]), start_epoch=0, bank_size=2)
+    synth.observe(torch.tensor([[1.0], [2.0], [3.0]]), torch.tensor([0, 0, 1]))
+    synth.observe(torch.tensor([[4.0]]), torch.tensor([0]))
+    assert synth.filled.tolist() == [2, 1]
+    assert sorted(synth.bank[0, :, 0].tolist()) == [2.0, 4.0]  # 1.0 was the oldest and left
+    assert synth.means()[:, 0].tolist() == [3.0, 3.0]
+
+
+def test_synthesis_targets_minority_classes_and_moves_towards_their_bank():
+    gen = torch.Generator().manual_seed(0)
+    counts = torch.tensor([100.0, 10.0, 1.0])
+    synth = MinoritySynthesizer(counts, start_epoch=0, bank_size=8, steps=5, step=0.1)
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    targets = torch.tensor([0] * 8 + [1] * 4 + [2] * 2)
+    features = centres[targets] + 0.1 * torch.randn(len(targets), 2, generator=gen)
+    synth.observe(features, targets)
+    fake, labels = synth.synthesize(features, targets, gen)
+    assert fake.shape == (14, 2) and (labels != 0).all()  # the head class has no deficit
+    assert (labels == 1).sum() < (labels == 2).sum()  # deficits 90 and 99: class 2 slightly more often
+    # after 5 OT steps of 0.1 each sample sits near its class centre, far from the head
+    distance = (fake - centres[labels]).norm(dim=1)
+    assert distance.max() < 1.0
+
+
+def test_loss_before_and_after_the_start_epoch():
+    counts = torch.tensor([4.0, 1.0])
+    synth = MinoritySynthesizer(counts, start_epoch=3, bank_size=4, lambda1=0.5, lambda2=0.5)
+    classifier = torch.nn.Linear(2, 2)
+    features, targets = torch.randn(4, 2), torch.tensor([0, 0, 0, 1])
+    real = torch.tensor(2.0)
+    gen = torch.Generator().manual_seed(0)
+    assert synth(2, features, targets, classifier, real, gen) is real
+    loss = synth(3, features, targets, classifier, real, gen)
+    assert loss.requires_grad and loss.item() != pytest.approx(2.0)

@@ -25,6 +25,7 @@ def single_run_config() -> dict:
 
 
 RUN = "results/runs/vgg16bn-folder/ce/seed0"
+TABLE = "results/table.md"  # the target: training, metrics and table, no figures
 LOG = "results/logs/train/vgg16bn-folder/ce/seed0.log"
 
 
@@ -39,14 +40,14 @@ def wait_for(predicate, timeout: float, what: str) -> None:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     wf = make_workflow(tmp_path_factory.mktemp("reference"), single_run_config())
-    wf.snakemake("--cores", "1")
+    wf.snakemake("--cores", "1", TABLE)
     return wf
 
 
 def test_sigkill_then_rerun_resumes_and_matches_the_uninterrupted_run(tmp_path, reference):
     wf = make_workflow(tmp_path, single_run_config())
     proc = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", "--cores", "1"], cwd=wf.root, env=wf.env,
+        [sys.executable, "-m", "snakemake", "--cores", "1", TABLE], cwd=wf.root, env=wf.env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     try:
@@ -60,7 +61,7 @@ def test_sigkill_then_rerun_resumes_and_matches_the_uninterrupted_run(tmp_path, 
     assert (wf.root / "results/checkpoints/vgg16bn-folder/ce/seed0.pt").is_file()
 
     wf.snakemake("--unlock")
-    wf.snakemake("--cores", "1")  # the profile's rerun-incomplete reruns the killed job
+    wf.snakemake("--cores", "1", TABLE)  # the profile's rerun-incomplete reruns the killed job
     assert "resuming from results/checkpoints/vgg16bn-folder/ce/seed0.pt after epoch" in (wf.root / LOG).read_text()
     assert not (wf.root / "results/checkpoints/vgg16bn-folder/ce/seed0.pt").exists()
 
@@ -79,7 +80,7 @@ def test_failed_job_leaves_no_output_and_reruns(tmp_path):
     config = single_run_config()
     config["strategies"] = {"broken": {"module": "effective_number", "beta": 2.0}}
     wf = make_workflow(tmp_path, config)
-    proc = wf.snakemake("--cores", "1", check=False)
+    proc = wf.snakemake("--cores", "1", TABLE, check=False)
     assert proc.returncode != 0
     log = (wf.root / "results/logs/train/vgg16bn-folder/broken/seed0.log").read_text()
     assert "strategy 'broken' failed while computing class weights: ValueError: beta must be in [0, 1), got 2.0" in log

@@ -17,6 +17,8 @@ Facts this relies on (Debian 12, Slurm 22.05, snakemake-executor-plugin-slurm 2.
   ``File=/dev/null`` (or another device file) gives GPUs that schedule; jobs then find no
   CUDA device and train on the CPU.
 - Without ``DefMemPerCPU`` a job that gives no ``--mem`` takes all of the node's memory.
+- slurmctld looks for jobs past their time limit every 30 s; with ``OverTimeLimit=0`` and
+  ``KillWait=5`` a job with a 1-minute limit ends as TIMEOUT 60 to 90 s after it started.
 """
 
 from __future__ import annotations
@@ -225,7 +227,7 @@ class SlurmCluster:
 
     def jobs(self) -> list[dict[str, str]]:
         """Every job of this cluster as ``sacct`` records it (allocations only, one dict per job)."""
-        fields = ("JobID", "Partition", "Account", "State", "AllocTRES", "Comment")
+        fields = ("JobID", "Partition", "Account", "State", "Timelimit", "AllocTRES", "Comment")
         out = run("sacct", "--allusers", "--allocations", "--noheader", "--parsable2", "--starttime=2000-01-01",
                   f"--format={','.join(fields)}")
         return [dict(zip(fields, line.split("|"))) for line in out.splitlines() if line.strip()]
@@ -306,6 +308,7 @@ DefMemPerCPU={max(100, min(1024, node.memory_mb // node.cpus))}
 SlurmdParameters=config_overrides
 ReturnToService=2
 KillWait=5
+OverTimeLimit=0
 GresTypes=gpu
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1

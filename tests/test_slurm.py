@@ -1,6 +1,7 @@
 """The SLURM path: profiles/slurm as shipped, and the tiny workflow run through it on a real SLURM.
 
-The cluster tests start a single-node SLURM on localhost (tests/slurm_cluster.py). They are
+The cluster tests start a single-node SLURM on localhost (tests/slurm_cluster.py), run the tiny
+workflow through the profile and, at the same time, one training that runs past its time limit. They are
 skipped, with the reason, where that cannot be done (not root, packages missing, a daemon
 that does not come up); with LTBENCH_REQUIRE_SLURM=1 (set by .ci/run once the packages are
 installed) they fail instead, so that CI cannot pass by skipping them.
@@ -13,6 +14,8 @@ import os
 import re
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +23,7 @@ import pytest
 import yaml
 
 from conftest import REPO, Workflow, make_workflow, tiny_config
+from ltbench import config as cfg
 from slurm_cluster import SlurmCluster, SlurmUnavailable
 
 PROFILE = Path("profiles/slurm/config.yaml")
@@ -30,8 +34,12 @@ PLACEHOLDERS = {  # what a user edits: (section, rule or None, key) -> value shi
     **{("set-resources", rule, "slurm_partition"): "gpu" for rule in GPU_RULES},
 }
 TARGETS = ("results/table.csv", "results/table.md")
-RUN_TIMEOUT = 300  # seconds for the whole tiny workflow on SLURM
+RUN_TIMEOUT = 300  # seconds for the whole tiny workflow on SLURM (and for the time-limit run)
 SLURM_HEADER = re.compile(r"^\[.+\] .* on \S+ \(.*\), SLURM job (\d+)$", re.M)
+# A test speed-up, not part of the profile: the first job status check after 1 s instead of 40 s.
+SLURM_RUN = ("--workflow-profile", str(PROFILE), "--slurm-init-seconds-before-status-checks", "1")
+TIME_LIMIT_RUN = {"benchmark": "resnet32-tiny10", "strategy": "ce", "seed": 0}  # the training that runs out of time
+TIME_LIMIT_MINUTES = 1  # its SLURM time limit (sbatch -t), set as a user would: set-resources -> train -> runtime
 
 
 def shipped_profile() -> dict:
@@ -134,6 +142,83 @@ def site_profile(profile: dict, cluster: SlurmCluster, train_config: dict) -> di
     return site
 
 
+def use_site_profile(wf: Workflow, cluster: SlurmCluster, config: dict, **train_resources) -> None:
+    """Write the site profile (``site_profile``) into the workflow copy; ``train_resources`` override train's."""
+    site = site_profile(shipped_profile(), cluster, config["train"])
+    site["set-resources"]["train"] = {**site["set-resources"]["train"], **train_resources}
+    (wf.root / PROFILE).write_text(yaml.safe_dump(site, sort_keys=False))
+
+
+class BackgroundRun:
+    """Snakemake started in a workflow copy and left running, its stdout and stderr in a file."""
+
+    def __init__(self, wf: Workflow, *args: str, timeout: float) -> None:
+        self.wf, self.args = wf, args
+        self.output = wf.root / "snakemake-output.txt"
+        self.deadline = time.monotonic() + timeout
+        with open(self.output, "w") as sink:
+            self.process = subprocess.Popen([sys.executable, "-m", "snakemake", *args], cwd=wf.root, env=wf.env,
+                                            stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT)
+
+    def result(self) -> tuple[int, str]:
+        """(exit status, output), waiting no longer than ``timeout`` seconds after the start."""
+        try:
+            returncode = self.process.wait(max(0.0, self.deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise AssertionError(f"snakemake {' '.join(self.args)} did not finish in time:\n{self.output.read_text()}")
+        return returncode, self.output.read_text()
+
+    def stop(self) -> None:
+        """SIGTERM (Snakemake cancels its SLURM jobs), SIGKILL if it is still there 30 s later."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def time_limit_config() -> dict:
+    """One training (``TIME_LIMIT_RUN``) with far more epochs than a minute allows, a checkpoint after each.
+
+    On the CPU (so its job asks for no GPU) with one thread: it holds one of the node's two CPUs.
+    """
+    config = tiny_config()
+    config["benchmarks"] = {name: spec for name, spec in config["benchmarks"].items()
+                            if name == TIME_LIMIT_RUN["benchmark"]}
+    config["strategies"] = {TIME_LIMIT_RUN["strategy"]: config["strategies"][TIME_LIMIT_RUN["strategy"]]}
+    config["seeds"] = [TIME_LIMIT_RUN["seed"]]
+    config["recipe"]["epochs"] = 100_000
+    config["train"].update(device="cpu", threads=1, checkpoint_every=1)
+    return config
+
+
+@pytest.fixture(scope="module")
+def time_limit_started(cluster: SlurmCluster, tmp_path_factory) -> Iterator[BackgroundRun]:
+    """A workflow copy whose one training gets a 1-minute SLURM time limit, run through the profile with
+    ``--retries 0``: started, not awaited (``slurm_run`` asks for it first, so that the two runs overlap)."""
+    config = time_limit_config()
+    wf = make_workflow(tmp_path_factory.mktemp("slurm-time-limit"), config)
+    use_site_profile(wf, cluster, config, runtime=TIME_LIMIT_MINUTES)
+    target = f"{cfg.RUN_DIR.format(**TIME_LIMIT_RUN)}/history.json"
+    # Its data locally first (seconds), so that the training job is submitted at once.
+    wf.snakemake("--cores", "1", target, "--until", "materialize")
+    run = BackgroundRun(wf, *SLURM_RUN, "--retries", "0", target, timeout=RUN_TIMEOUT)
+    try:
+        yield run
+    finally:
+        run.stop()
+
+
+@pytest.fixture(scope="module")
+def time_limit_run(time_limit_started: BackgroundRun) -> tuple[Workflow, int, str]:
+    """The time-limit run, finished: (workflow, Snakemake's exit status, its stdout and stderr)."""
+    returncode, output = time_limit_started.result()
+    return time_limit_started.wf, returncode, output
+
+
 def slurm_config() -> dict:
     """tiny_config() with device auto (so training jobs ask for a GPU), cut to ``ce`` and what fine-tunes it.
 
@@ -148,16 +233,16 @@ def slurm_config() -> dict:
 
 
 @pytest.fixture(scope="module")
-def slurm_run(cluster: SlurmCluster, tmp_path_factory) -> tuple[Workflow, dict]:
-    """The tiny workflow through ``--workflow-profile profiles/slurm`` on the cluster: (workflow, its config)."""
+def slurm_run(cluster: SlurmCluster, tmp_path_factory, time_limit_started) -> tuple[Workflow, dict]:
+    """The tiny workflow through ``--workflow-profile profiles/slurm`` on the cluster: (workflow, its config).
+
+    The time-limit run (``time_limit_started``) trains meanwhile on the node's other CPU.
+    """
     config = slurm_config()
     wf = make_workflow(tmp_path_factory.mktemp("tiny-slurm"), config)
-    site = site_profile(shipped_profile(), cluster, config["train"])
-    (wf.root / PROFILE).write_text(yaml.safe_dump(site, sort_keys=False))
-    # Test speed-ups, not part of the profile: only the table (figures would double the job
-    # count on 2 cores), and the first job status check after 1 s instead of 40 s.
-    wf.snakemake("--workflow-profile", str(PROFILE), "--slurm-init-seconds-before-status-checks", "1", *TARGETS,
-                 timeout=RUN_TIMEOUT)
+    use_site_profile(wf, cluster, config)
+    # Only the table, a test speed-up too: figures would double the job count on 2 cores.
+    wf.snakemake(*SLURM_RUN, *TARGETS, timeout=RUN_TIMEOUT)
     return wf, config
 
 
@@ -208,3 +293,37 @@ def test_cpu_rules_ran_on_the_cpu_partition_without_gpu(slurm_run, cluster: Slur
         assert job["Account"] == cluster.account, job
         assert "gres/gpu" not in job["AllocTRES"], job
         assert job["State"] == "COMPLETED", job
+
+
+def test_training_past_its_time_limit_fails_and_says_why(time_limit_run, cluster: SlurmCluster):
+    """SLURM kills the training at its time limit: Snakemake fails naming the SLURM state, the job's SLURM log
+    (shown in the failure report) says why, no partial outputs remain, the checkpoint does."""
+    wf, returncode, output = time_limit_run
+    assert returncode != 0, output
+    # The failure report: the plugin's message with the SLURM state, and the job in the accounting.
+    failed = re.findall(r"^Error in rule train:\n    message: SLURM-job '(\d+)' failed, SLURM status is: 'TIMEOUT'",
+                        output, re.M)
+    assert len(failed) == 1, output
+    job_id = failed[0]
+    accounting = {job["JobID"]: job for job in cluster.jobs()}
+    job = accounting[job_id]
+    assert rule_of(job) == "train" and job["State"] == "TIMEOUT", job
+    assert job["Timelimit"] == f"00:{TIME_LIMIT_MINUTES:02d}:00", job
+    assert "gres/gpu" not in job["AllocTRES"], job
+    # The SLURM log that the submission line names: slurmstepd's reason, also shown in the report.
+    slurm_log = Path(re.search(rf"SLURM jobid {job_id} \(log: (.+?)\)", output).group(1))
+    assert slurm_log.is_relative_to(wf.root / ".snakemake/slurm_logs"), slurm_log
+    killed = re.compile(rf"\*\*\* JOB {job_id} ON \S+ CANCELLED AT \S+ DUE TO TIME LIMIT \*\*\*")
+    assert killed.search(slurm_log.read_text()), slurm_log.read_text()[-3000:]
+    assert killed.search(output) and f"Logfile {slurm_log}:" in output, output
+    # The training's own log: it ran in that job and got through epochs, then stopped without finishing
+    # (SIGTERM ends it with no message there: the reason is in the SLURM log).
+    train_log = wf.root / "results/logs/train/{benchmark}/{strategy}/seed{seed}.log".format(**TIME_LIMIT_RUN)
+    text = train_log.read_text()
+    header = SLURM_HEADER.search(text)
+    assert header and header.group(1) == job_id, text[:2000]
+    assert re.search(r"\] epoch 1/\d+ ", text) and "done:" not in text, text[-2000:]
+    # No partial outputs; the checkpoint of the finished epochs stays for a rerun with a longer limit.
+    run_dir = wf.root / cfg.RUN_DIR.format(**TIME_LIMIT_RUN)
+    assert not [name for name in ("history.json", "predictions.npz", "model.pt") if (run_dir / name).exists()]
+    assert (wf.root / cfg.CHECKPOINT.format(**TIME_LIMIT_RUN)).is_file()

@@ -6,6 +6,7 @@
 import numpy as np
 
 from ltbench import config as cfg
+from ltbench import strategies
 from ltbench.cli import run_parser
 from ltbench.io import atomic_path, read_json, write_json
 from ltbench.logs import redirect_to_log
@@ -17,9 +18,7 @@ def posthoc(config: dict, strategy: str, base_history: str, base_predictions: st
     """Adjust the base run's logits and write this strategy's history and predictions."""
     spec = cfg.strategy(config, strategy)
     base = read_json(base_history)
-    bench = base["benchmark"]
-    context = {"imbalance_ratio": bench["imbalance_ratio"], "dataset": bench["dataset"], "arch": bench["arch"],
-               "epochs": base["recipe"]["epochs"]}
+    context = strategies.context(base["benchmark"], base["recipe"]["epochs"])
     with np.load(base_predictions) as npz:
         predictions = {key: npz[key] for key in npz.files}
     history, arrays = adjust_run(spec, base, predictions, context)

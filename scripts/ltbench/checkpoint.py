@@ -44,12 +44,14 @@ def fingerprint(description: dict[str, Any], strategy_source: Path) -> str:
     return digest.hexdigest()
 
 
-def save(path: str, stamp: str, model, optimizer, generator: torch.Generator, hook, progress: Progress) -> None:
-    """Write model, optimizer, RNG states, any feature hook's state and progress to ``path`` atomically."""
+def save(path: str, stamp: str, model_state: dict, optimizer_state: dict, generator: torch.Generator, hook,
+         progress: Progress) -> None:
+    """Write a run's model and optimizer state, RNG states, any feature hook's state and progress to
+    ``path`` atomically."""
     state = {
         "fingerprint": stamp,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
+        "model": model_state,
+        "optimizer": optimizer_state,
         "hook": hook.state_dict() if hook is not None else None,
         "generator": generator.get_state(),
         "cpu_rng": torch.get_rng_state(),
@@ -59,8 +61,8 @@ def save(path: str, stamp: str, model, optimizer, generator: torch.Generator, ho
         torch.save(state, tmp)
 
 
-def load(path: str, stamp: str, model, optimizer, generator: torch.Generator, hook, device) -> Progress | None:
-    """Restore the state saved at ``path`` into the given objects and return its progress.
+def load(path: str, stamp: str, device) -> dict[str, Any] | None:
+    """The state saved at ``path`` (keys as in ``save``; ``progress`` as a ``Progress``).
 
     Returns None (start afresh) when there is no checkpoint or its fingerprint differs.
     """
@@ -70,10 +72,11 @@ def load(path: str, stamp: str, model, optimizer, generator: torch.Generator, ho
     if state.get("fingerprint") != stamp:
         print(f"ignoring {path}: it was written by a different configuration or code")
         return None
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    if hook is not None:
-        hook.load_state_dict(state["hook"])
+    state["progress"] = Progress(**state["progress"])
+    return state
+
+
+def restore_rng(state: dict[str, Any], generator: torch.Generator) -> None:
+    """Put the run's generator and the global CPU RNG back where ``state`` left them."""
     generator.set_state(state["generator"].cpu() if generator.device.type == "cpu" else state["generator"])
     torch.set_rng_state(state["cpu_rng"].cpu())
-    return Progress(**state["progress"])

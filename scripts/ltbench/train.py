@@ -25,6 +25,7 @@ from ltbench.strategies import Method
 from ltbench.config import Benchmark, Strategy
 from ltbench.data import load_cache
 from ltbench.devices import select_device
+from ltbench.replicas import COMPILE_MODES, Single, Stacked, optimizer_state, stack_optimizer_states
 from ltbench.io import atomic_path, read_json, write_json
 from ltbench.models import build_model
 
@@ -63,13 +64,14 @@ class RunSpec:
     checkpoint_path: str
     checkpoint_every: int = 0
     init_model_path: str | None = None  # second stage: start from this run's final weights
+    compile: str | None = None  # torch.compile mode (ltbench.replicas.COMPILE_MODES); None: eager
+    compile_backend: str = "inductor"
 
 
 @dataclass
 class Prepared:
     """Validated inputs of a run, ready to train."""
 
-    device: torch.device
     index: dict[str, Any]
     method: Method
     recipe: Recipe
@@ -77,12 +79,7 @@ class Prepared:
 
 def strategy_context(spec: RunSpec) -> dict[str, Any]:
     """What every strategy is told about the run besides the class counts."""
-    return {
-        "imbalance_ratio": spec.benchmark.imbalance_ratio,
-        "dataset": spec.benchmark.dataset,
-        "arch": spec.benchmark.arch,
-        "epochs": spec.recipe.epochs,
-    }
+    return strategies.context(asdict(spec.benchmark), spec.recipe.epochs)
 
 
 def effective_recipe(spec: RunSpec, method: Method) -> Recipe:
@@ -94,12 +91,12 @@ def effective_recipe(spec: RunSpec, method: Method) -> Recipe:
 
 
 def prepare(spec: RunSpec) -> Prepared:
-    """Load the index, resolve and validate the strategy, pick the device; no training yet."""
+    """Load the index, resolve and validate the strategy and the compile mode; no training yet."""
     index = read_json(spec.index_path)
     method = strategies.resolve(spec.strategy, index["class_counts"], strategy_context(spec))
-    recipe = effective_recipe(spec, method)
-    device = select_device(spec.device, spec.threads)
-    return Prepared(device, index, method, recipe)
+    if spec.compile is not None and spec.compile not in COMPILE_MODES:
+        raise ValueError(f"unknown compile mode {spec.compile!r}; known: {', '.join(COMPILE_MODES)}")
+    return Prepared(index, method, effective_recipe(spec, method))
 
 
 def git_commit() -> str:
@@ -124,10 +121,13 @@ def cosine_lr(base_lr: float, epoch: int, epochs: int) -> float:
 
 
 class Trainer:
-    """Model, optimizer and device-resident data of one run."""
+    """Models, optimizer and device-resident data of the runs one job trains side by side: runs that
+    differ only in their seed (one run unless packed; see ltbench.replicas). Run r draws its model
+    initialisation, sample order and augmentation from its own seed exactly as it would alone."""
 
-    def __init__(self, spec: RunSpec, prep: Prepared) -> None:
-        self.spec, self.recipe, self.device, self.method = spec, prep.recipe, prep.device, prep.method
+    def __init__(self, specs: list[RunSpec], prep: Prepared, device: torch.device) -> None:
+        spec = specs[0]
+        self.specs, self.runs, self.recipe, self.device, self.method = specs, len(specs), prep.recipe, device, prep.method
         cache = load_cache(spec.cache_path)
         self.train_x = to_device_nchw(cache["train_x"], self.device)
         self.train_y = torch.from_numpy(cache["train_y"]).to(self.device)
@@ -138,74 +138,123 @@ class Trainer:
         self.std = torch.tensor(prep.index["std"], device=self.device)
         self.offsets = None if self.method.logit_offsets is None else self.method.logit_offsets.to(self.device)
         self.cuda = self.device.type == "cuda"
-        self.memory_format = torch.channels_last if self.cuda else torch.contiguous_format
+        self.cudagraphs = self.cuda and spec.compile == "reduce-overhead"
 
-        torch.manual_seed(spec.seed)
-        self.generator = torch.Generator(device=self.device).manual_seed(spec.seed)
-        model = build_model(spec.benchmark.arch, self.num_classes, head=self.method.head)
-        if spec.init_model_path:
-            model.load_state_dict(torch.load(spec.init_model_path, map_location="cpu", weights_only=True))
-        self.model = model.to(self.device, memory_format=self.memory_format)
-        params = self.model.parameters()
-        if self.method.trainable == "classifier":
-            self.model.requires_grad_(False)
-            self.model.fc.requires_grad_(True)
-            params = self.model.fc.parameters()
+        self.generators, models = [], []
+        for run_spec in specs:
+            torch.manual_seed(run_spec.seed)
+            self.generators.append(torch.Generator(device=self.device).manual_seed(run_spec.seed))
+            model = build_model(spec.benchmark.arch, self.num_classes, head=self.method.head)
+            if run_spec.init_model_path:
+                model.load_state_dict(torch.load(run_spec.init_model_path, map_location="cpu", weights_only=True))
+            models.append(model.to(self.device))
+        if self.runs == 1:
+            fmt = torch.channels_last if self.cuda else torch.contiguous_format
+            self.model = Single(models[0].to(memory_format=fmt), fmt)
+        else:
+            self.model = Stacked(models)
+        self.model.compile(spec.compile, spec.compile_backend)
+        params = self.model.trainable(self.method.trainable == "classifier")
         self.optimizer = torch.optim.SGD(
             params, lr=self.recipe.lr, momentum=self.recipe.momentum, weight_decay=self.recipe.weight_decay,
         )
-        self.max_norm = None if self.method.max_norm is None else MaxNorm(self.model.fc.weight, self.method.max_norm)
+        self.max_norms = [] if self.method.max_norm is None else [
+            MaxNorm(self.model.head_weight(r), self.method.max_norm) for r in range(self.runs)]
 
     def _inputs(self, images: torch.Tensor) -> torch.Tensor:
-        return augment.normalize(images, self.mean, self.std).contiguous(memory_format=self.memory_format)
+        return augment.normalize(images, self.mean, self.std)
 
     def _autocast(self):
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.cuda)
 
-    def train_epoch(self, epoch: int) -> tuple[float, int]:
-        """One pass over the epoch's sample of training images (by default every image once; the last
-        batch may be smaller); returns the mean loss and the number of images seen."""
+    def _step_begin(self) -> None:
+        """Tell CUDA-graph trees a new step starts, so the last step's outputs may be overwritten."""
+        if self.cudagraphs:
+            torch.compiler.cudagraph_mark_step_begin()
+
+    def _losses(self, epoch: int, inputs: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """The batch loss of every run (R,), from inputs R x B x C x H x W and targets R x B."""
+        hook = self.method.feature_hook
+        if hook is not None:  # one run (run_pack never packs a strategy with a feature hook)
+            module = self.model.module
+            with self._autocast():
+                features = module.forward_features(inputs[0].contiguous(memory_format=self.model.memory_format))
+                logits = module.fc(features).float()
+            if self.offsets is not None:
+                logits = logits + self.offsets
+            loss = self.method.loss(logits, targets[0], weights)
+            with self._autocast():
+                loss = hook(epoch, features, targets[0], module.fc, loss, self.generators[0])
+            return loss[None]
+        with self._autocast():
+            logits = self.model(inputs).float()
+        if self.offsets is not None:
+            logits = logits + self.offsets
+        return torch.stack([self.method.loss(logits[r], targets[r], weights) for r in range(self.runs)])
+
+    def train_epoch(self, epoch: int) -> tuple[list[float], int]:
+        """One pass over each run's sample of training images for the epoch (by default every image
+        once; the last batch may be smaller); returns each run's mean loss and the images per run."""
         lr = cosine_lr(self.recipe.lr, epoch, self.recipe.epochs)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
-        order = self.method.sampler_at(epoch).epoch(self.train_y, self.generator)
+        sampler = self.method.sampler_at(epoch)
+        orders = [sampler.epoch(self.train_y, generator) for generator in self.generators]
         weights = self.method.weights_at(epoch).to(self.device)
-        n = len(order)
-        loss_sum = torch.zeros((), device=self.device)
+        n = len(orders[0])
+        if any(len(order) != n for order in orders):
+            raise RuntimeError(f"sampler {describe(sampler)} drew epochs of different lengths for different seeds")
+        loss_sum = torch.zeros(self.runs, device=self.device)
         for start in range(0, n, self.recipe.batch_size):
-            idx = order[start : start + self.recipe.batch_size]
-            images = augment.augment(self.train_x[idx], self.recipe.crop_padding, self.recipe.flip, self.generator)
-            hook, targets = self.method.feature_hook, self.train_y[idx]
-            with self._autocast():
-                if hook is None:
-                    logits = self.model(self._inputs(images)).float()
-                else:
-                    features = self.model.forward_features(self._inputs(images))
-                    logits = self.model.fc(features).float()
-            if self.offsets is not None:
-                logits = logits + self.offsets
-            loss = self.method.loss(logits, targets, weights)
-            if hook is not None:
-                with self._autocast():
-                    loss = hook(epoch, features, targets, self.model.fc, loss, self.generator)
+            idx = [order[start : start + self.recipe.batch_size] for order in orders]
+            targets = torch.stack([self.train_y[i] for i in idx])
+            images = torch.stack([augment.augment(self.train_x[i], self.recipe.crop_padding, self.recipe.flip, g)
+                                  for i, g in zip(idx, self.generators)])
+            self._step_begin()
+            losses = self._losses(epoch, self._inputs(images), targets, weights)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            losses.sum().backward()
             self.optimizer.step()
-            loss_sum += loss.detach() * len(idx)
-        if self.max_norm is not None:  # once per epoch, as in the reference code
-            self.max_norm.project(self.model.fc.weight)
-        return float(loss_sum) / n, n
+            loss_sum += losses.detach() * targets.shape[1]
+        for r, max_norm in enumerate(self.max_norms):  # once per epoch, as in the reference code
+            max_norm.project(self.model.head_weight(r))
+        return (loss_sum / n).tolist(), n
 
     @torch.no_grad()
     def evaluate(self) -> torch.Tensor:
-        """Logits (float32) of the whole test set, unshifted by any training offsets."""
-        self.model.eval()
+        """Every run's logits (float32, R x test images x classes), unshifted by any training offsets."""
+        self.model.train(False)
         out = []
         for start in range(0, len(self.test_y), self.recipe.eval_batch_size):
+            self._step_begin()
             with self._autocast():
-                out.append(self.model(self._inputs(self.test_x[start : start + self.recipe.eval_batch_size])).float())
-        return torch.cat(out)
+                batch = self._inputs(self.test_x[start : start + self.recipe.eval_batch_size])
+                out.append(self.model(batch, shared=True).float())
+        return torch.cat(out, dim=1)
+
+    def save_checkpoints(self, stamps: list[str], progresses: list[Progress]) -> None:
+        """One checkpoint per run, in the format of an unpacked run's."""
+        for r, spec in enumerate(self.specs):
+            checkpoint.save(spec.checkpoint_path, stamps[r], self.model.state_dict(r),
+                            optimizer_state(self.optimizer, r, self.runs), self.generators[r],
+                            self.method.feature_hook, progresses[r])
+
+    def resume(self, stamps: list[str]) -> list[Progress]:
+        """Load the runs' checkpoints if every run has a valid one from the same epoch; else start afresh."""
+        states = [checkpoint.load(spec.checkpoint_path, stamp, self.device) for spec, stamp in zip(self.specs, stamps)]
+        done = {len(state["progress"].epochs) if state else 0 for state in states}
+        if None in states or len(done) > 1:
+            if any(states):
+                print("ignoring the checkpoints: the runs of this job did not all save the same epoch")
+            return [Progress() for _ in self.specs]
+        for r, state in enumerate(states):
+            self.model.load_state_dict(r, state["model"])
+            checkpoint.restore_rng(state, self.generators[r])
+            if self.method.feature_hook is not None:
+                self.method.feature_hook.load_state_dict(state["hook"])
+        self.optimizer.load_state_dict(stack_optimizer_states(state["optimizer"] for state in states))
+        return [state["progress"] for state in states]
 
 
 def format_eta(seconds: float) -> str:
@@ -253,70 +302,121 @@ def run_description(spec: RunSpec, prep: Prepared) -> dict[str, Any]:
     }
 
 
-def train_epochs(spec: RunSpec, trainer: Trainer, progress: Progress, tag: str, save_checkpoint) -> torch.Tensor:
-    """Run the epochs not yet in ``progress`` (at least one), printing progress; returns the last test logits."""
+def train_epochs(trainer: Trainer, progresses: list[Progress], tags: list[str], save_checkpoints) -> torch.Tensor:
+    """Run the epochs not yet in ``progresses`` (at least one), printing each run's progress;
+    returns the last test logits (R x test images x classes). A packed job's epoch time is
+    recorded for each of its runs."""
     labels, epochs = trainer.test_y, trainer.recipe.epochs
     logits = None
-    for epoch in range(len(progress.epochs), epochs):
+    for epoch in range(len(progresses[0].epochs), epochs):
         t0 = time.perf_counter()
-        loss, seen = trainer.train_epoch(epoch)
+        losses, seen = trainer.train_epoch(epoch)
         logits = trainer.evaluate()
-        correct = torch.bincount(labels[logits.argmax(1) == labels], minlength=trainer.num_classes).cpu()
-        acc = 100.0 * float(correct.sum()) / len(labels)
+        correct = [torch.bincount(labels[run_logits.argmax(1) == labels], minlength=trainer.num_classes).cpu()
+                   for run_logits in logits]
         seconds = time.perf_counter() - t0
-        progress.train_seconds += seconds
         lr = cosine_lr(trainer.recipe.lr, epoch, epochs)
-        progress.record({"epoch": epoch + 1, "lr": lr, "train_loss": loss, "train_images": seen, "test_acc": acc,
-                         "per_class_correct": correct.tolist(), "seconds": seconds}, logits)
-        eta = progress.train_seconds / (epoch + 1) * (epochs - epoch - 1)
-        print(
-            f"[{tag}] epoch {epoch + 1}/{epochs} loss {loss:.4f} test acc {acc:.2f}"
-            f" (best {progress.epochs[progress.best]['test_acc']:.2f}) lr {lr:.4f}"
-            f" {seen / seconds:.0f} img/s eta {format_eta(eta)}"
-        )
-        if spec.checkpoint_every and (epoch + 1) % spec.checkpoint_every == 0 and epoch + 1 < epochs:
-            save_checkpoint(progress)
+        for r, progress in enumerate(progresses):
+            acc = 100.0 * float(correct[r].sum()) / len(labels)
+            progress.train_seconds += seconds
+            progress.record({"epoch": epoch + 1, "lr": lr, "train_loss": losses[r], "train_images": seen,
+                             "test_acc": acc, "per_class_correct": correct[r].tolist(), "seconds": seconds},
+                            logits[r])
+            eta = progress.train_seconds / (epoch + 1) * (epochs - epoch - 1)
+            print(
+                f"[{tags[r]}] epoch {epoch + 1}/{epochs} loss {losses[r]:.4f} test acc {acc:.2f}"
+                f" (best {progress.epochs[progress.best]['test_acc']:.2f}) lr {lr:.4f}"
+                f" {trainer.runs * seen / seconds:.0f} img/s eta {format_eta(eta)}"
+            )
+        every = trainer.specs[0].checkpoint_every
+        if every and (epoch + 1) % every == 0 and epoch + 1 < epochs:
+            save_checkpoints(progresses)
     return logits
 
 
 def run(spec: RunSpec) -> dict[str, Any]:
-    """Train (resuming from a matching checkpoint), evaluate every epoch, write history and predictions."""
+    """Train one run (resuming from a matching checkpoint), evaluate every epoch, write its history,
+    predictions and final model; returns the history."""
+    return run_pack([spec])[0]
+
+
+def check_pack(specs: list[RunSpec]) -> None:
+    """The runs of one job must differ only in seed and output paths."""
+    if not specs:
+        raise ValueError("no runs to train")
+    shared = ("benchmark", "strategy", "recipe", "device", "threads", "index_path", "cache_path", "checkpoint_every",
+              "compile", "compile_backend")
+    for spec in specs[1:]:
+        differs = [name for name in shared if getattr(spec, name) != getattr(specs[0], name)]
+        if differs:
+            raise ValueError(f"runs trained in one job may differ only in seed; these differ: {', '.join(differs)}")
+    seeds = [spec.seed for spec in specs]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds of one job must be distinct: {seeds}")
+
+
+def run_pack(specs: list[RunSpec]) -> list[dict[str, Any]]:
+    """Train runs that differ only in seed in one job, side by side on one device, each resuming from
+    its checkpoint and writing its own outputs; returns their histories. Everything is validated
+    before the first step. A strategy with a feature hook (per-run state) trains its runs in turn."""
+    check_pack(specs)
+    preps = [prepare(spec) for spec in specs]
+    device = select_device(specs[0].device, specs[0].threads)
+    if len(specs) > 1 and preps[0].method.feature_hook is not None:
+        print(f"{specs[0].strategy.name}: feature hooks keep per-run state, so its seeds train one after another")
+        return [_train([spec], prep, device)[0] for spec, prep in zip(specs, preps)]
+    return _train(specs, preps[0], device)
+
+
+def _train(specs: list[RunSpec], prep: Prepared, device: torch.device) -> list[dict[str, Any]]:
+    """Train ``specs`` side by side and write every run's outputs."""
     start = time.perf_counter()
-    prep = prepare(spec)
-    trainer = Trainer(spec, prep)
-    tag = f"{spec.benchmark.name}/{spec.strategy.name}/seed{spec.seed}"
-    device_name = torch.cuda.get_device_name(prep.device) if trainer.cuda else platform.processor() or "cpu"
+    trainer = Trainer(specs, prep, device)
+    tags = [f"{spec.benchmark.name}/{spec.strategy.name}/seed{spec.seed}" for spec in specs]
+    device_name = torch.cuda.get_device_name(device) if trainer.cuda else platform.processor() or "cpu"
     slurm_job = os.environ.get("SLURM_JOB_ID")
-    print(f"[{tag}] {len(trainer.train_y)} train / {len(trainer.test_y)} test images on {prep.device} ({device_name})"
+    print(f"[{', '.join(tags)}] {len(trainer.train_y)} train / {len(trainer.test_y)} test images on {device}"
+          f" ({device_name}), {len(specs)} run(s) side by side, compile: {specs[0].compile or 'off'}"
           + (f", SLURM job {slurm_job}" if slurm_job else ""))
-    description = run_description(spec, prep)
-    state = (trainer.model, trainer.optimizer, trainer.generator, prep.method.feature_hook)
-    stamp = checkpoint.fingerprint({**description, "index": prep.index["checksums"]}, spec.strategy.source)
-    progress = checkpoint.load(spec.checkpoint_path, stamp, *state, prep.device) or Progress()
-    if progress.epochs:
-        print(f"[{tag}] resuming from {spec.checkpoint_path} after epoch {len(progress.epochs)}")
-    logits = train_epochs(spec, trainer, progress, tag,
-                          lambda p: checkpoint.save(spec.checkpoint_path, stamp, *state, p))
+    descriptions = [run_description(spec, prep) for spec in specs]
+    stamps = [checkpoint.fingerprint({**d, "index": prep.index["checksums"]}, spec.strategy.source)
+              for d, spec in zip(descriptions, specs)]
+    progresses = trainer.resume(stamps)
+    if progresses[0].epochs:
+        print(f"[{', '.join(tags)}] resuming from checkpoints after epoch {len(progresses[0].epochs)}")
+    logits = train_epochs(trainer, progresses, tags, lambda p: trainer.save_checkpoints(stamps, p))
+    wall = time.perf_counter() - start
+    provenance = {
+        "commit": git_commit(),
+        "torch_version": torch.__version__,
+        "device": str(device),
+        "device_name": device_name,
+        "host": platform.node(),
+        "slurm_job_id": slurm_job,
+        "compile": specs[0].compile,
+        "trained_with_seeds": [spec.seed for spec in specs],
+        "data_checksums": prep.index["checksums"],
+    }
+    return [write_outputs(spec, descriptions[r], progresses[r], logits[r], trainer.model.state_dict(r),
+                          trainer.test_y, {**provenance, "train_seconds": progresses[r].train_seconds,
+                                           "wall_seconds": wall}, tags[r])
+            for r, spec in enumerate(specs)]
+
+
+def write_outputs(spec: RunSpec, description: dict[str, Any], progress: Progress, logits: torch.Tensor,
+                  model_state: dict[str, torch.Tensor], labels: torch.Tensor, provenance: dict[str, Any],
+                  tag: str) -> dict[str, Any]:
+    """Write one run's predictions, final model and history (atomically; history last), then drop its
+    checkpoint; returns the history."""
     best = progress.best
     history = {
         **description,
         "best_epoch": best + 1,
         "best_test_acc": progress.epochs[best]["test_acc"],
         "final_test_acc": progress.epochs[-1]["test_acc"],
-        "provenance": {
-            "commit": git_commit(),
-            "torch_version": torch.__version__,
-            "device": str(prep.device),
-            "device_name": device_name,
-            "host": platform.node(),
-            "slurm_job_id": slurm_job,
-            "train_seconds": progress.train_seconds,
-            "wall_seconds": time.perf_counter() - start,
-            "data_checksums": prep.index["checksums"],
-        },
+        "provenance": provenance,
         "epochs": progress.epochs,
     }
-    labels = trainer.test_y
     with atomic_path(spec.predictions_path, suffix=".npz") as tmp:
         np.savez_compressed(
             tmp,
@@ -327,7 +427,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
             last_logits=logits.cpu().numpy(),
         )
     with atomic_path(spec.model_path, suffix=".pt") as tmp:
-        torch.save({k: v.cpu() for k, v in trainer.model.state_dict().items()}, tmp)
+        torch.save({k: v.cpu().clone() for k, v in model_state.items()}, tmp)
     write_json(spec.history_path, history)
     Path(spec.checkpoint_path).unlink(missing_ok=True)
     print(f"[{tag}] done: best test acc {history['best_test_acc']:.2f} at epoch {best + 1},"

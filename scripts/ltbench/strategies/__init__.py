@@ -93,6 +93,13 @@ def load(spec: Strategy) -> ModuleType:
     return module
 
 
+def context(benchmark: dict[str, Any], epochs: int) -> dict[str, Any]:
+    """What every strategy is told about a run besides the class counts: ``imbalance_ratio``,
+    ``dataset`` and ``arch`` from the benchmark (its fields as a dict) and the run's ``epochs``."""
+    return {"imbalance_ratio": benchmark["imbalance_ratio"], "dataset": benchmark["dataset"],
+            "arch": benchmark["arch"], "epochs": epochs}
+
+
 def resolve(spec: Strategy, class_counts: Sequence[int], context: dict[str, Any]) -> Method:
     """Build and validate the strategy's ``Method`` for these class counts.
 

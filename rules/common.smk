@@ -14,6 +14,8 @@ from ltbench import config as cfg
 BENCHMARKS = config.get("matrix", {}).get("benchmarks", list(config["benchmarks"]))
 STRATEGIES = config.get("matrix", {}).get("strategies", list(config["strategies"]))
 SEEDS = list(config["seeds"])
+PACK_SEEDS = config["train"].get("pack_seeds", False)
+RUN = cfg.RUN_DIR  # results/runs/{benchmark}/{strategy}/seed{seed}
 for _name in BENCHMARKS:
     cfg.benchmark(config, _name)  # a ConfigError here names the unknown dataset
 for _name in STRATEGIES:
@@ -66,6 +68,7 @@ TRAIN_CODE = (
         "schedules.py",
         "synthesis.py",
         "weights.py",
+        "replicas.py",
         "strategies/__init__.py",
     )
     + library("cli.py")
@@ -122,24 +125,58 @@ def strategy_file(wildcards):
     )
 
 
-def upstream_run(wildcards):
-    """The run a second-stage or post-hoc strategy builds on (its ``stage1`` or ``base``)."""
+def run_file(name):
+    """A file of one run: ``results/runs/{benchmark}/{strategy}/seed{seed}/<name>``."""
+    return f"{RUN}/{name}"
+
+
+def train_outputs():
+    """The training rules' outputs: one run's history, predictions and final model, or with
+    ``train.pack_seeds`` every seed's of a (benchmark, strategy), as lists in seed order."""
+    names = {"history": "history.json", "predictions": "predictions.npz", "model": "model.pt"}
+    if not PACK_SEEDS:
+        return {key: run_file(name) for key, name in names.items()}
+    return {
+        key: [
+            RUN.format(benchmark="{benchmark}", strategy="{strategy}", seed=seed)
+            + f"/{name}"
+            for seed in SEEDS
+        ]
+        for key, name in names.items()
+    }
+
+
+def train_job_file(folder, suffix):
+    """A training job's log or benchmark file: per run, or per (benchmark, strategy) when packed."""
+    job = "{benchmark}/{strategy}/" + ("seeds" if PACK_SEEDS else "seed{seed}")
+    return f"{folder}/{job}{suffix}"
+
+
+def train_seeds(wildcards):
+    """The seeds a training job trains: its own, or every configured seed when packed."""
+    return SEEDS if PACK_SEEDS else [int(wildcards.seed)]
+
+
+def upstream_runs(wildcards):
+    """The runs a second-stage or post-hoc job builds on (its ``stage1`` or ``base``), one per seed it trains."""
     upstream = cfg.strategy(config, wildcards.strategy).upstream
-    return cfg.RUN_DIR.format(
-        benchmark=wildcards.benchmark, strategy=upstream, seed=wildcards.seed
-    )
+    seeds = [wildcards.seed] if hasattr(wildcards, "seed") else SEEDS
+    return [
+        RUN.format(benchmark=wildcards.benchmark, strategy=upstream, seed=seed)
+        for seed in seeds
+    ]
 
 
-def stage1_model(wildcards):
-    return f"{upstream_run(wildcards)}/model.pt"
+def stage1_models(wildcards):
+    return [f"{run}/model.pt" for run in upstream_runs(wildcards)]
 
 
 def base_history(wildcards):
-    return f"{upstream_run(wildcards)}/history.json"
+    return f"{upstream_runs(wildcards)[0]}/history.json"
 
 
 def base_predictions(wildcards):
-    return f"{upstream_run(wildcards)}/predictions.npz"
+    return f"{upstream_runs(wildcards)[0]}/predictions.npz"
 
 
 def strategy_params(wildcards):

@@ -1,7 +1,7 @@
 rule metrics:
     input:
-        history=rules.train.output.history,
-        predictions=rules.train.output.predictions,
+        history=run_file("history.json"),
+        predictions=run_file("predictions.npz"),
         index=data_index,
         code=METRICS_CODE,
     output:

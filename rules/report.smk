@@ -59,8 +59,8 @@ rule plot_benchmark:
 
 rule plot_run:
     input:
-        history=rules.train.output.history,
-        predictions=rules.train.output.predictions,
+        history=run_file("history.json"),
+        predictions=run_file("predictions.npz"),
         index=data_index,
         code=PLOT_CODE + [source("scripts/plot_run.py")],
     output:

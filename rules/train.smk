@@ -1,3 +1,5 @@
+# One job per (benchmark, strategy, seed), or with ``train.pack_seeds`` one job per (benchmark,
+# strategy) that trains every seed side by side; either way each run has its own outputs.
 rule train:
     input:
         index=data_index,
@@ -5,13 +7,11 @@ rule train:
         strategy=strategy_file,
         code=TRAIN_CODE,
     output:
-        history="results/runs/{benchmark}/{strategy}/seed{seed}/history.json",
-        predictions="results/runs/{benchmark}/{strategy}/seed{seed}/predictions.npz",
-        model="results/runs/{benchmark}/{strategy}/seed{seed}/model.pt",
+        **train_outputs(),
     log:
-        "results/logs/train/{benchmark}/{strategy}/seed{seed}.log",
+        train_job_file("results/logs/train", ".log"),
     benchmark:
-        "results/benchmarks/train/{benchmark}/{strategy}/seed{seed}.tsv"
+        train_job_file("results/benchmarks/train", ".tsv")
     wildcard_constraints:
         strategy=alternatives(TRAINED),
     conda:
@@ -25,6 +25,7 @@ rule train:
         benchmark=benchmark_params,
         strategy=strategy_params,
         recipe=config["recipe"],
+        seeds=train_seeds,
     script:
         "../scripts/train.py"
 
@@ -37,6 +38,6 @@ use rule train as finetune with:
         cache=data_cache,
         strategy=strategy_file,
         code=TRAIN_CODE,
-        init_model=stage1_model,
+        init_model=stage1_models,
     wildcard_constraints:
         strategy=alternatives(STAGE2),

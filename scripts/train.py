@@ -1,10 +1,11 @@
-"""Train one (benchmark, strategy, seed) run.
+"""Train (benchmark, strategy, seed) runs: one, or several seeds side by side in one process.
 
 As a plain command (no Snakemake needed):
-    python scripts/train.py --benchmark resnet32-cifar10lt --strategy ce --seed 0
-reads config.yaml and the materialized subset under results/data/, and writes
-history.json and predictions.npz under results/runs/<benchmark>/<strategy>/seed<seed>/.
-As the Snakemake rule ``train`` it takes the same from the ``snakemake`` object.
+    python scripts/train.py --benchmark resnet32-cifar10lt --strategy ce --seed 0 [--seed 1 ...]
+reads config.yaml and the materialized subset under results/data/, and writes history.json,
+predictions.npz and model.pt under results/runs/<benchmark>/<strategy>/seed<seed>/ for each seed.
+As the Snakemake rule ``train`` (or ``finetune``) it takes the same from the ``snakemake`` object:
+one seed, or with ``train.pack_seeds`` every configured seed.
 """
 
 import os
@@ -12,7 +13,7 @@ import os
 from ltbench import config as cfg
 from ltbench.cli import run_parser
 from ltbench.logs import redirect_to_log
-from ltbench.train import Recipe, RunSpec, run
+from ltbench.train import Recipe, RunSpec, run_pack
 
 
 def make_spec(config: dict, benchmark: str, strategy: str, seed: int, threads: int, paths: dict) -> RunSpec:
@@ -26,6 +27,7 @@ def make_spec(config: dict, benchmark: str, strategy: str, seed: int, threads: i
         threads=threads,
         checkpoint_path=cfg.CHECKPOINT.format(benchmark=benchmark, strategy=strategy, seed=seed),
         checkpoint_every=config["train"]["checkpoint_every"],
+        compile=config["train"].get("compile") or None,
         **paths,
     )
 
@@ -46,28 +48,38 @@ def default_paths(config: dict, benchmark: str, strategy: str, seed: int) -> dic
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = run_parser(__doc__)
+    parser = run_parser(__doc__, several_seeds=True)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--log", default=None, help="write progress here instead of the terminal")
     args = parser.parse_args(argv)
     config = cfg.load_config(args.config)
-    paths = default_paths(config, args.benchmark, args.strategy, args.seed)
+    specs = [make_spec(config, args.benchmark, args.strategy, seed, args.threads,
+                       default_paths(config, args.benchmark, args.strategy, seed)) for seed in args.seed]
     with redirect_to_log(args.log):
-        run(make_spec(config, args.benchmark, args.strategy, args.seed, args.threads, paths))
+        run_pack(specs)
+
+
+def snakemake_paths(sm, seeds: list[int]) -> list[dict[str, str]]:
+    """Per seed, the paths of a ``train``/``finetune`` job (its outputs are lists when it trains several seeds)."""
+    def each(files) -> list[str]:
+        return [files] if isinstance(files, str) else list(files)
+
+    init = getattr(sm.input, "init_model", None)
+    columns = {
+        "history_path": each(sm.output.history),
+        "predictions_path": each(sm.output.predictions),
+        "model_path": each(sm.output.model),
+        "init_model_path": each(init) if init else [None] * len(seeds),
+    }
+    return [{"index_path": sm.input.index, "cache_path": sm.input.cache, **{k: v[i] for k, v in columns.items()}}
+            for i in range(len(seeds))]
 
 
 if "snakemake" in globals():
     sm = globals()["snakemake"]
     with redirect_to_log(sm.log[0]):
-        paths = {
-            "index_path": sm.input.index,
-            "cache_path": sm.input.cache,
-            "history_path": sm.output.history,
-            "predictions_path": sm.output.predictions,
-            "model_path": sm.output.model,
-            "init_model_path": getattr(sm.input, "init_model", None),
-        }
-        w = sm.wildcards
-        run(make_spec(sm.config, w.benchmark, w.strategy, int(w.seed), sm.threads, paths))
+        w, seeds = sm.wildcards, sm.params.seeds
+        run_pack([make_spec(sm.config, w.benchmark, w.strategy, seed, sm.threads, paths)
+                  for seed, paths in zip(seeds, snakemake_paths(sm, seeds))])
 elif __name__ == "__main__":
     main()

@@ -132,14 +132,21 @@ def run_file(name):
 
 def train_outputs():
     """The training rules' outputs: one run's history, predictions and final model, or with
-    ``train.pack_seeds`` every seed's of a (benchmark, strategy), as lists in seed order."""
-    names = {"history": "history.json", "predictions": "predictions.npz", "model": "model.pt"}
+    ``train.pack_seeds`` every seed's of a (benchmark, strategy), as lists in seed order.
+    """
+    names = {
+        "history": "history.json",
+        "predictions": "predictions.npz",
+        "model": "model.pt",
+    }
     if not PACK_SEEDS:
         return {key: run_file(name) for key, name in names.items()}
     return {
         key: [
-            RUN.format(benchmark="{benchmark}", strategy="{strategy}", seed=seed)
-            + f"/{name}"
+            os.path.join(
+                RUN.format(benchmark="{benchmark}", strategy="{strategy}", seed=seed),
+                name,
+            )
             for seed in SEEDS
         ]
         for key, name in names.items()

@@ -220,11 +220,13 @@ def time_limit_run(time_limit_started: BackgroundRun) -> tuple[Workflow, int, st
 
 
 def slurm_config() -> dict:
-    """tiny_config() with device auto (so training jobs ask for a GPU), cut to ``ce`` and what fine-tunes it.
+    """tiny_config() with device auto (so training jobs ask for a GPU), cut to one benchmark, ``ce`` and
+    what fine-tunes it.
 
-    Both GPU rules (train, finetune) run; the other strategies would only add CPU time on 2 cores.
+    Both GPU rules (train, finetune) run; other benchmarks and strategies would only add CPU time on 2 cores.
     """
     config = tiny_config()
+    config["benchmarks"] = {name: spec for name, spec in config["benchmarks"].items() if name == "resnet32-tiny10"}
     config["train"]["device"] = "auto"
     config["strategies"] = {
         name: spec for name, spec in config["strategies"].items() if name == "ce" or spec.get("stage1") == "ce"

@@ -22,14 +22,18 @@ def test_speed_benchmark_on_tiny_data(tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     proc = subprocess.run(
         [sys.executable, str(REPO / "scripts/benchmark/speed.py"), "--benchmark", "resnet32-folder", "--epochs", "2",
-         "--strategies", "ce,effective_number", "--out", "speed.json"],
+         "--strategies", "ce,effective_number", "--seeds", "0,1",
+         "--trainers", "reference,pipeline,pipeline:pack=2", "--out", "speed.json"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads((tmp_path / "speed.json").read_text())
-    assert [row["trainer"] for row in result["speed"]] == ["pipeline", "reference"]
-    assert all(row["steady_epoch_s"] > 0 and row["tflops"] > 0 for row in result["speed"])
-    assert {(r["trainer"], r["strategy"]) for r in result["accuracy"]} == {
-        (t, s) for t in ("pipeline", "reference") for s in ("ce", "effective_number")}
+    trainers = ["reference", "pipeline", "pipeline:pack=2"]
+    assert [row["trainer"] for row in result["speed"]] == trainers
+    assert [row["runs_per_process"] for row in result["speed"]] == [1, 1, 2]
+    assert all(row["steady_epoch_s"] > 0 and row["tflops"] > 0 and row["process_wall_s"] > 0 for row in result["speed"])
+    assert result["speed"][0]["speedup_per_run"] == 1.0
+    assert {(r["trainer"], r["strategy"], r["seeds"]) for r in result["accuracy"]} == {
+        (t, s, 2) for t in trainers for s in ("ce", "effective_number")}
     assert abs(result["forward_gflop_per_image"] - 0.1377) < 0.001  # ResNet-32, 5 classes
-    assert "| trainer | first_epoch_s | steady_epoch_s |" in proc.stdout
+    assert "| trainer | runs_per_process | first_epoch_s | steady_epoch_s |" in proc.stdout

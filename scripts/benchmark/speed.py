@@ -1,14 +1,19 @@
 """Speed (and accuracy) of the pipeline's trainer side by side with the reference trainer.
 
-    python scripts/benchmark/speed.py --benchmark resnet32-cifar10lt --epochs 5 \\
-        --trainers pipeline,reference --strategies ce --seeds 0 [--concurrent 1,2,4,8] --out speed.json
+    python scripts/benchmark/speed.py --benchmark resnet32-cifar10lt --epochs 5 --seeds 0,1,2 \\
+        --trainers reference,pipeline,pipeline:compile=reduce-overhead,pipeline:pack=3 \\
+        [--concurrent 1,2,4,8] --out speed.json
 
-Needs the benchmark's materialized subset (results/data/...). Prints a markdown table: per trainer,
-the first epoch (warm-up, compilation), the steady-state epoch (median of the others; train +
-test), the whole run, images/s and achieved TFLOP/s (forward FLOPs counted from the model's
-convolutions and linear layers, x3 for a training step); then mean best test accuracy per
-trainer and strategy over the seeds; with --concurrent, the throughput of k pipeline trainings
-sharing the device.
+Needs the benchmark's materialized subset (results/data/...). A trainer is ``reference`` or
+``pipeline`` with options after colons: ``compile=<torch.compile mode>`` and ``pack=<k>``
+(k seeds side by side in one process, as ``train.pack_seeds`` does). Prints a markdown table:
+per trainer, runs per process, the first epoch (warm-up, compilation), the steady-state epoch
+(median of the others; train + test; per process and per run), the whole training per run,
+the process's wall time (data loading and compilation included), images/s, achieved TFLOP/s
+(forward FLOPs counted from the model's convolutions and linear layers, x3 for a training step)
+and its share of the device's bf16 peak, and the per-run speed-up over the first trainer; then
+mean best test accuracy per trainer and strategy over the seeds; with --concurrent, the
+throughput of k pipeline trainings (the first pipeline trainer's settings) as separate processes.
 """
 
 import argparse
@@ -32,7 +37,7 @@ from ltbench.data import load_cache  # noqa: E402
 from ltbench.devices import select_device  # noqa: E402
 from ltbench.io import read_json, write_json  # noqa: E402
 from ltbench.models import build_model  # noqa: E402
-from ltbench.train import Recipe, RunSpec, run, strategy_context  # noqa: E402
+from ltbench.train import Recipe, RunSpec, run_pack, strategy_context  # noqa: E402
 
 
 def forward_flops(arch: str, num_classes: int) -> float:
@@ -52,18 +57,21 @@ def forward_flops(arch: str, num_classes: int) -> float:
     return float(total[0])
 
 
-def pipeline_run(config: dict, benchmark: str, strategy: str, seed: int, recipe: Recipe, workdir: Path) -> dict:
-    """One run of the pipeline's trainer; returns its history."""
+def pipeline_runs(config: dict, benchmark: str, strategy: str, seeds: list[int], recipe: Recipe, workdir: Path,
+                  compile_mode: str | None) -> list[dict]:
+    """The pipeline's trainer on ``seeds`` side by side in one process; returns their histories."""
     data = cfg.DATA_DIR.format(data_id=cfg.benchmark(config, benchmark).data_id)
-    out = workdir / f"{strategy}-{seed}"
-    spec = RunSpec(
-        benchmark=cfg.benchmark(config, benchmark), strategy=cfg.strategy(config, strategy), seed=seed,
-        recipe=recipe, device=config["train"]["device"], threads=config["train"]["threads"],
-        index_path=f"{data}/index.json", cache_path=f"{data}/cache.npz", history_path=str(out / "history.json"),
-        predictions_path=str(out / "predictions.npz"), model_path=str(out / "model.pt"),
-        checkpoint_path=str(out / "checkpoint.pt"), checkpoint_every=0,
-    )
-    return run(spec)
+    specs = []
+    for seed in seeds:
+        out = workdir / f"{strategy}-{seed}"
+        specs.append(RunSpec(
+            benchmark=cfg.benchmark(config, benchmark), strategy=cfg.strategy(config, strategy), seed=seed,
+            recipe=recipe, device=config["train"]["device"], threads=config["train"]["threads"],
+            index_path=f"{data}/index.json", cache_path=f"{data}/cache.npz", history_path=str(out / "history.json"),
+            predictions_path=str(out / "predictions.npz"), model_path=str(out / "model.pt"),
+            checkpoint_path=str(out / "checkpoint.pt"), checkpoint_every=0, compile=compile_mode,
+        ))
+    return run_pack(specs)
 
 
 def reference_run(config: dict, benchmark: str, strategy: str, seed: int, recipe: Recipe) -> dict:
@@ -77,31 +85,60 @@ def reference_run(config: dict, benchmark: str, strategy: str, seed: int, recipe
     return train_reference(load_cache(f"{data}/cache.npz"), index, bench.arch, recipe, method.weights, seed, device)
 
 
-def summarize(name: str, histories: list[dict], flops: float, n_train: int, n_test: int) -> dict:
-    """First-epoch, steady-state and whole-run seconds, images/s and TFLOP/s over the runs."""
+# bf16 dense tensor-core peaks from NVIDIA's data sheets (TFLOP/s), by a substring of the device name
+BF16_PEAK_TFLOPS = {"H100 PCIe": 756.0, "H100": 989.4, "H200": 989.4, "A100": 312.0}
+
+
+def bf16_peak(device_name: str) -> float | None:
+    """The device's bf16 dense peak in TFLOP/s, if known."""
+    return next((peak for key, peak in BF16_PEAK_TFLOPS.items() if key in device_name), None)
+
+
+def parse_trainer(text: str) -> dict:
+    """``reference`` or ``pipeline[:compile=MODE][:pack=K]`` as {"name", "kind", "compile", "pack"}."""
+    kind, *options = text.split(":")
+    if kind not in ("reference", "pipeline"):
+        raise SystemExit(f"unknown trainer {text!r}: use reference or pipeline[:compile=MODE][:pack=K]")
+    settings = dict(option.split("=", 1) for option in options)
+    unknown = set(settings) - {"compile", "pack"}
+    if unknown or (kind == "reference" and settings):
+        raise SystemExit(f"trainer {text!r}: unknown options {sorted(unknown or settings)}")
+    return {"name": text, "kind": kind, "compile": settings.get("compile"), "pack": int(settings.get("pack", 1))}
+
+
+def summarize(trainer: dict, histories: list[dict], flops: float, n_train: int, n_test: int, peak: float | None) -> dict:
+    """First-epoch, steady-state and whole-run seconds, images/s and TFLOP/s over the runs of ``trainer``
+    (a packed process's epoch time is shared by its ``pack`` runs)."""
+    k = trainer["pack"]
     seconds = [e["seconds"] for h in histories for e in h["epochs"][1:]] or [h["epochs"][0]["seconds"] for h in histories]
     steady = statistics.median(seconds)
+    tflops = k * (3 * flops * n_train + flops * n_test) / steady / 1e12
     return {
-        "trainer": name,
+        "trainer": trainer["name"],
+        "runs_per_process": k,
         "first_epoch_s": statistics.mean(h["epochs"][0]["seconds"] for h in histories),
         "steady_epoch_s": steady,
-        "run_s": statistics.mean(sum(e["seconds"] for e in h["epochs"]) for h in histories),
-        "train_images_per_s": n_train / steady,
-        "tflops": (3 * flops * n_train + flops * n_test) / steady / 1e12,
+        "steady_epoch_per_run_s": steady / k,
+        "train_per_run_s": statistics.mean(sum(e["seconds"] for e in h["epochs"]) for h in histories) / k,
+        "process_wall_s": statistics.mean(h["provenance"]["wall_seconds"] for h in histories),
+        "train_images_per_s": k * n_train / steady,
+        "tflops": tflops,
+        "pct_of_bf16_peak": 100 * tflops / peak if peak else float("nan"),
     }
 
 
-def concurrency(args, ks: list[int]) -> list[dict]:
-    """Throughput of k pipeline trainings started together as separate processes."""
+def concurrency(args, ks: list[int], trainer: str) -> list[dict]:
+    """Throughput of k ``trainer`` processes (one seed each) started together on the device."""
     rows = []
     for k in ks:
         cmd = [sys.executable, __file__, "--config", args.config, "--benchmark", args.benchmark, "--epochs",
-               str(args.epochs), "--trainers", "pipeline", "--strategies", args.strategies.split(",")[0]]
+               str(args.epochs), "--trainers", trainer, "--strategies", args.strategies.split(",")[0]]
         start = time.perf_counter()
         procs = [subprocess.Popen(cmd + ["--seeds", str(seed)], stdout=subprocess.DEVNULL) for seed in range(k)]
         codes = [p.wait() for p in procs]
         wall = time.perf_counter() - start
-        rows.append({"jobs": k, "wall_s": wall, "epochs_per_s": k * args.epochs / wall, "ok": all(c == 0 for c in codes)})
+        rows.append({"trainer": trainer, "jobs": k, "wall_s": wall, "epochs_per_s": k * args.epochs / wall,
+                     "ok": all(c == 0 for c in codes)})
     return rows
 
 
@@ -118,43 +155,53 @@ def main(argv=None) -> None:
     parser.add_argument("--config", default="config.yaml")
     parser.add_argument("--benchmark", default="resnet32-cifar10lt")
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--trainers", default="pipeline,reference")
+    parser.add_argument("--trainers", default="reference,pipeline",
+                        help="comma-separated: reference, pipeline[:compile=MODE][:pack=K]")
     parser.add_argument("--strategies", default="ce")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--concurrent", default="", help="comma-separated job counts, e.g. 1,2,4,8")
     parser.add_argument("--out", default=None, help="write all numbers here as JSON")
     args = parser.parse_args(argv)
+    trainers = [parse_trainer(t) for t in args.trainers.split(",")]
     config = cfg.load_config(args.config)
     recipe = replace(Recipe(**config["recipe"]), epochs=args.epochs)
     bench = cfg.benchmark(config, args.benchmark)
     index = read_json(cfg.DATA_DIR.format(data_id=bench.data_id) + "/index.json")
     flops = forward_flops(bench.arch, index["num_classes"])
     seeds = [int(s) for s in args.seeds.split(",")]
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     results = {"benchmark": args.benchmark, "epochs": args.epochs, "forward_gflop_per_image": flops / 1e9,
-               "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-               "torch": torch.__version__, "runs": {}}
+               "device": device, "torch": torch.__version__, "runs": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        for trainer in args.trainers.split(","):
+        for trainer in trainers:
             for strategy in args.strategies.split(","):
-                for seed in seeds:
-                    if trainer == "pipeline":
-                        history = pipeline_run(config, args.benchmark, strategy, seed, recipe, Path(tmp))
+                for first in range(0, len(seeds), trainer["pack"]):
+                    group = seeds[first : first + trainer["pack"]]
+                    if trainer["kind"] == "pipeline":
+                        histories = pipeline_runs(config, args.benchmark, strategy, group, recipe, Path(tmp),
+                                                  trainer["compile"])
                     else:
-                        history = reference_run(config, args.benchmark, strategy, seed, recipe)
-                    results["runs"].setdefault(trainer, {}).setdefault(strategy, []).append(
-                        {"seed": seed, "best_test_acc": history["best_test_acc"], "epochs": history["epochs"]})
-    speed = [summarize(t, [r for runs in by.values() for r in runs], flops, index["num_train"], index["num_test"])
-             for t, by in results["runs"].items()]
+                        histories = [reference_run(config, args.benchmark, strategy, seed, recipe) for seed in group]
+                    for seed, history in zip(group, histories):
+                        results["runs"].setdefault(trainer["name"], {}).setdefault(strategy, []).append(
+                            {"seed": seed, "best_test_acc": history["best_test_acc"], "epochs": history["epochs"],
+                             "provenance": {"wall_seconds": history["provenance"]["wall_seconds"]}})
+    peak = bf16_peak(device)
+    speed = [summarize(t, [r for runs in results["runs"][t["name"]].values() for r in runs], flops,
+                       index["num_train"], index["num_test"], peak) for t in trainers]
+    for row in speed:
+        row["speedup_per_run"] = speed[0]["steady_epoch_per_run_s"] / row["steady_epoch_per_run_s"]
     accuracy = [{"trainer": t, "strategy": s, "seeds": len(runs),
                  "mean_best_acc": float(np.mean([r["best_test_acc"] for r in runs])),
                  "std_best_acc": float(np.std([r["best_test_acc"] for r in runs], ddof=1)) if len(runs) > 1 else 0.0}
                 for t, by in results["runs"].items() for s, runs in by.items()]
-    results.update(speed=speed, accuracy=accuracy)
-    print(f"{args.benchmark}, {args.epochs} epochs, {results['device']}, torch {torch.__version__},"
-          f" {flops / 1e9:.3f} GFLOP/image forward\n")
+    results.update(speed=speed, accuracy=accuracy, bf16_peak_tflops=peak)
+    print(f"{args.benchmark}, {args.epochs} epochs, {device}, torch {torch.__version__},"
+          f" {flops / 1e9:.3f} GFLOP/image forward, bf16 peak {peak or 'unknown'} TFLOP/s\n")
     print(table(speed) + "\n\n" + table(accuracy))
     if args.concurrent:
-        results["concurrency"] = concurrency(args, [int(k) for k in args.concurrent.split(",")])
+        pipeline = next((t["name"] for t in trainers if t["kind"] == "pipeline"), "pipeline")
+        results["concurrency"] = concurrency(args, [int(k) for k in args.concurrent.split(",")], pipeline)
         print("\n" + table(results["concurrency"]))
     if args.out:
         write_json(args.out, results)

@@ -376,14 +376,15 @@ def _train(specs: list[RunSpec], prep: Prepared, device: torch.device) -> list[d
     device_name = torch.cuda.get_device_name(device) if trainer.cuda else platform.processor() or "cpu"
     slurm_job = os.environ.get("SLURM_JOB_ID")
     print(f"[{', '.join(tags)}] {len(trainer.train_y)} train / {len(trainer.test_y)} test images on {device}"
-          f" ({device_name}), {len(specs)} run(s) side by side, compile: {specs[0].compile or 'off'}"
-          + (f", SLURM job {slurm_job}" if slurm_job else ""))
+          f" ({device_name})" + (f", SLURM job {slurm_job}" if slurm_job else ""))
+    print(f"[{', '.join(tags)}] {len(specs)} run(s) side by side, compile: {specs[0].compile or 'off'}")
     descriptions = [run_description(spec, prep) for spec in specs]
     stamps = [checkpoint.fingerprint({**d, "index": prep.index["checksums"]}, spec.strategy.source)
               for d, spec in zip(descriptions, specs)]
     progresses = trainer.resume(stamps)
     if progresses[0].epochs:
-        print(f"[{', '.join(tags)}] resuming from checkpoints after epoch {len(progresses[0].epochs)}")
+        paths = ", ".join(spec.checkpoint_path for spec in specs)
+        print(f"[{', '.join(tags)}] resuming from {paths} after epoch {len(progresses[0].epochs)}")
     logits = train_epochs(trainer, progresses, tags, lambda p: trainer.save_checkpoints(stamps, p))
     wall = time.perf_counter() - start
     provenance = {

@@ -87,6 +87,12 @@ class Stacked:
         return torch.vmap(self._one, in_dims=(0, 0, None if shared else 0))(params, buffers, x)
 
     def compile(self, mode: str | None, backend: str = "inductor") -> None:
+        """Compile the vmapped forward. The stacked tensors are plain inputs to it, not module
+        parameters, so they are marked as living at fixed addresses: CUDA graphs then neither copy
+        them on every call nor refuse the in-place BatchNorm statistics updates."""
+        if mode is not None:
+            for tensor in [*self.params.values(), *self.buffers.values()]:
+                torch._dynamo.mark_static_address(tensor)
         self._forward = compiled(self._vmapped, mode, backend)
 
     def __call__(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from ltbench import replicas
 from ltbench.models import build_model
 from ltbench.train import run, run_pack
-from test_train import spec
+from test_train import crash_in_epoch, spec
 
 SEEDS = (0, 1)
 
@@ -87,23 +87,10 @@ def test_feature_hook_strategies_train_their_seeds_in_turn(subset, tmp_path, cap
 
 
 def test_a_killed_packed_job_resumes_every_run(subset, tmp_path, monkeypatch):
-    from ltbench import train as train_module
-
     whole = run_pack(pack(subset, tmp_path / "whole", seeds=(0, 1), epochs=3))
     crashed = pack(subset, tmp_path / "crash", seeds=(0, 1), epochs=3)
-    real_evaluate, calls = train_module.Trainer.evaluate, {"n": 0}
-
-    def evaluate_then_die(self):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt("killed during epoch 3")
-        return real_evaluate(self)
-
-    monkeypatch.setattr(train_module.Trainer, "evaluate", evaluate_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        run_pack(crashed)
+    crash_in_epoch(monkeypatch, 3, run_pack, crashed)
     assert all((tmp_path / f"crash/seed{s}/checkpoint.pt").is_file() for s in (0, 1))
-    monkeypatch.setattr(train_module.Trainer, "evaluate", real_evaluate)
     # a packed job's checkpoint is an unpacked run's: seed 1 alone can resume from a copy of its own
     lone = replace(crashed[1], checkpoint_path=str(tmp_path / "lone.pt"), history_path=str(tmp_path / "lone.json"))
     shutil.copy(crashed[1].checkpoint_path, lone.checkpoint_path)

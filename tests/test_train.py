@@ -74,27 +74,32 @@ def test_cosine_schedule():
     assert cosine_lr(0.1, 199, 200) == pytest.approx(0.1 * 0.5 * (1 + np.cos(np.pi * 199 / 200)))
 
 
-def test_resume_after_a_crash_equals_an_uninterrupted_run(subset, tmp_path, monkeypatch):
+def crash_in_epoch(monkeypatch, epoch: int, train, specs) -> None:
+    """Call ``train(specs)`` with ``Trainer.evaluate`` raising KeyboardInterrupt in ``epoch`` (1-based),
+    as a kill would, after the checkpoints of the earlier epochs; then restore ``evaluate``."""
     from ltbench import train as train_module
 
-    # minority synthesis from epoch 2 on: its feature banks must survive the restart too
-    params = {"defer_epoch": 1}
-    whole = run(spec(subset, tmp_path / "whole", "minority_synthesis", params=params, epochs=4))
-    crashed = spec(subset, tmp_path / "crash", "minority_synthesis", params=params, epochs=4)
-    calls = {"n": 0}
-    real_evaluate = train_module.Trainer.evaluate
+    real_evaluate, calls = train_module.Trainer.evaluate, {"n": 0}
 
     def evaluate_then_die(self):
         calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt("killed during epoch 3")
+        if calls["n"] == epoch:
+            raise KeyboardInterrupt(f"killed during epoch {epoch}")
         return real_evaluate(self)
 
     monkeypatch.setattr(train_module.Trainer, "evaluate", evaluate_then_die)
     with pytest.raises(KeyboardInterrupt):
-        run(crashed)
-    assert (tmp_path / "crash/checkpoint.pt").is_file() and not (tmp_path / "crash/history.json").exists()
+        train(specs)
     monkeypatch.setattr(train_module.Trainer, "evaluate", real_evaluate)
+
+
+def test_resume_after_a_crash_equals_an_uninterrupted_run(subset, tmp_path, monkeypatch):
+    # minority synthesis from epoch 2 on: its feature banks must survive the restart too
+    params = {"defer_epoch": 1}
+    whole = run(spec(subset, tmp_path / "whole", "minority_synthesis", params=params, epochs=4))
+    crashed = spec(subset, tmp_path / "crash", "minority_synthesis", params=params, epochs=4)
+    crash_in_epoch(monkeypatch, 3, run, crashed)
+    assert (tmp_path / "crash/checkpoint.pt").is_file() and not (tmp_path / "crash/history.json").exists()
     resumed = run(crashed)
     assert [e["train_loss"] for e in resumed["epochs"]] == [e["train_loss"] for e in whole["epochs"]]
     assert [e["test_acc"] for e in resumed["epochs"]] == [e["test_acc"] for e in whole["epochs"]]

@@ -3,13 +3,16 @@
 # PyTorch but not Snakemake, in priority order; each step writes <name>.json and <name>.log
 # under $OUT (default results/speed) and a failed or timed-out step does not stop the others.
 #
-#   scripts/benchmark/device_session.sh speed    # trainers side by side, ResNet-32 and VGG-16-BN
+#   scripts/benchmark/device_session.sh r32      # trainers side by side, ResNet-32 CIFAR-10-LT, 1-8 jobs
+#   scripts/benchmark/device_session.sh vgg      # the same for VGG-16-BN CIFAR-100-LT rho=50
 #   scripts/benchmark/device_session.sh parity   # 30-epoch accuracy parity, 3 seeds, ce + inverse_freq
-#   scripts/benchmark/device_session.sh full     # one 200-epoch packed job per benchmark (whole-run time)
+#   scripts/benchmark/device_session.sh full     # one 200-epoch packed, compiled ResNet-32 job
 #
 # Needs the materialized subsets under results/data/ (python scripts/materialize.py --dataset
-# cifar10 --ratio 100, and --dataset cifar100 --ratio 50 for VGG), carried as files, or as
-# results/data/<id>.tar.xz archives, which are unpacked first.
+# cifar10 --ratio 100; --dataset cifar100 --ratio 50 for vgg), as folders or as
+# results/data/<id>.tar.xz archives, which are unpacked first. Each archive is about 50 MB
+# (xz -9), so a 64 MiB transfer carries one: r32, parity and full need cifar10-lt100, vgg
+# needs cifar100-lt50.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-results/speed}
@@ -33,8 +36,8 @@ speed() {  # speed NAME ARGS...: one speed.py invocation, bounded by STEP_TIMEOU
     grep -E '^\|' "$OUT/$name.log" || tail -5 "$OUT/$name.log"
 }
 
-case "${1:-speed}" in
-speed)
+case "${1:-r32}" in
+r32)
     speed r32-eager --benchmark resnet32-cifar10lt --epochs 5 --seeds 0,1,2 \
         --trainers reference,pipeline,pipeline:pack=3
     speed r32-compiled --benchmark resnet32-cifar10lt --epochs 5 --seeds 0,1,2 \
@@ -43,8 +46,12 @@ speed)
         --trainers pipeline:compile=reduce-overhead
     speed r32-concurrent --benchmark resnet32-cifar10lt --epochs 5 --seeds 0 \
         --trainers pipeline --concurrent 1,2,4,8
+    ;;
+vgg)
     speed vgg-eager --benchmark vgg16bn-cifar100lt --epochs 3 --seeds 0,1,2 \
         --trainers reference,pipeline,pipeline:pack=3
+    speed vgg-compiled --benchmark vgg16bn-cifar100lt --epochs 3 --seeds 0,1,2 \
+        --trainers pipeline:compile=reduce-overhead:pack=3
     ;;
 parity)
     STEP_TIMEOUT=${STEP_TIMEOUT_PARITY:-560}
@@ -57,7 +64,7 @@ full)
         --trainers pipeline:compile=reduce-overhead:pack=3
     ;;
 *)
-    echo "usage: $0 speed|parity|full" >&2
+    echo "usage: $0 r32|vgg|parity|full" >&2
     exit 2
     ;;
 esac

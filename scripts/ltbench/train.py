@@ -230,7 +230,8 @@ class Trainer:
             self._step_begin()
             with self._autocast():
                 batch = self._inputs(self.test_x[start : start + self.recipe.eval_batch_size])
-                out.append(self.model(batch, shared=True).float())
+                # a copy: under CUDA graphs the output buffer is overwritten by the next batch
+                out.append(self.model(batch, shared=True).to(torch.float32, copy=True))
         return torch.cat(out, dim=1)
 
     def save_checkpoints(self, stamps: list[str], progresses: list[Progress]) -> None:

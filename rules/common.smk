@@ -159,11 +159,6 @@ def train_job_file(folder, suffix):
     return f"{folder}/{job}{suffix}"
 
 
-def train_seeds(wildcards):
-    """The seeds a training job trains: its own, or every configured seed when packed."""
-    return SEEDS if PACK_SEEDS else [int(wildcards.seed)]
-
-
 def upstream_runs(wildcards):
     """The runs a second-stage or post-hoc job builds on (its ``stage1`` or ``base``), one per seed it trains."""
     upstream = cfg.strategy(config, wildcards.strategy).upstream

@@ -25,7 +25,6 @@ rule train:
         benchmark=benchmark_params,
         strategy=strategy_params,
         recipe=config["recipe"],
-        seeds=train_seeds,
     script:
         "../scripts/train.py"
 

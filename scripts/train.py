@@ -78,7 +78,9 @@ def snakemake_paths(sm, seeds: list[int]) -> list[dict[str, str]]:
 if "snakemake" in globals():
     sm = globals()["snakemake"]
     with redirect_to_log(sm.log[0]):
-        w, seeds = sm.wildcards, sm.params.seeds
+        # one seed (its wildcard), or every configured seed when the job trains them side by side
+        w = sm.wildcards
+        seeds = [int(w.seed)] if "seed" in w.keys() else [int(seed) for seed in sm.config["seeds"]]
         run_pack([make_spec(sm.config, w.benchmark, w.strategy, seed, sm.threads, paths)
                   for seed, paths in zip(seeds, snakemake_paths(sm, seeds))])
 elif __name__ == "__main__":

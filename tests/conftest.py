@@ -70,9 +70,9 @@ class Workflow:
             raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
         return proc
 
-    def planned_jobs(self) -> set[tuple[str, str]]:
-        """(rule, wildcards) of every job a dry run would execute."""
-        out = self.snakemake("--dry-run").stdout
+    def planned_jobs(self, *targets: str) -> set[tuple[str, str]]:
+        """(rule, wildcards) of every job a dry run (of ``targets``, else the default target) would execute."""
+        out = self.snakemake("--dry-run", *targets).stdout
         jobs, rule = set(), None
         for line in out.splitlines():
             if m := re.match(r"^(?:local)?rule (\w+):", line):

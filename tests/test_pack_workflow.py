@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import yaml
 
 from conftest import make_workflow, tiny_config
+
+TABLE = "results/table.csv"
 
 
 def test_packed_seeds_workflow(tmp_path):
@@ -17,7 +20,7 @@ def test_packed_seeds_workflow(tmp_path):
     config["seeds"] = [0, 1]
     config["train"]["pack_seeds"] = True
     wf = make_workflow(tmp_path, config)
-    wf.snakemake("--cores", "2", "results/table.csv")
+    wf.snakemake("--cores", "2", TABLE)
 
     for strategy in ("ce", "weight_balancing"):
         log = (tmp_path / f"results/logs/train/resnet32-tiny10/{strategy}/seeds.log").read_text()
@@ -31,20 +34,23 @@ def test_packed_seeds_workflow(tmp_path):
     assert set(table["strategy"]) == {"ce", "la_posthoc", "weight_balancing"} and len(table) == 6
     assert (tmp_path / "results/table.md").read_text().count("(n=2)") == 9  # 3 tables x 3 rows
 
+    # packing is how the runs are scheduled, not what they are: turning it off retrains nothing (only a
+    # second stage reruns, since a packed one reads the stage-1 models of every seed, an unpacked one its own)
+    unpacked = config | {"train": config["train"] | {"pack_seeds": False}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(unpacked, sort_keys=False))
+    assert {r for r, _ in wf.planned_jobs(TABLE)} == {"finetune", "metrics", "table"}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
     # a second stage reruns alone, as one job for both seeds
     stage2 = tmp_path / "scripts/ltbench/strategies/weight_balancing.py"
     stage2.write_text(stage2.read_text() + "\n# edited\n")
-    jobs = wf.planned_jobs()
+    jobs = wf.planned_jobs(TABLE)
     assert {(r, w) for r, w in jobs if r in ("train", "finetune")} == {
         ("finetune", "benchmark=resnet32-tiny10, strategy=weight_balancing")}
     assert {w for r, w in jobs if r == "metrics"} == {
         f"benchmark=resnet32-tiny10, strategy=weight_balancing, seed={s}" for s in (0, 1)}
 
-    # one seed's lost output retrains the job (all its seeds) and what depends on it
-    (tmp_path / "results/runs/resnet32-tiny10/ce/seed1/history.json").unlink()
-    jobs = wf.planned_jobs()
-    assert {(r, w) for r, w in jobs if r in ("train", "finetune")} == {
-        ("train", "benchmark=resnet32-tiny10, strategy=ce"),
-        ("finetune", "benchmark=resnet32-tiny10, strategy=weight_balancing")}
-    assert {w for r, w in jobs if r == "posthoc"} == {
-        f"benchmark=resnet32-tiny10, strategy=la_posthoc, seed={s}" for s in (0, 1)}
+    # one seed's lost output comes back from the job, which retrains all its seeds
+    lost = "results/runs/resnet32-tiny10/ce/seed1/history.json"
+    (tmp_path / lost).unlink()
+    assert wf.planned_jobs(lost) == {("train", "benchmark=resnet32-tiny10, strategy=ce")}

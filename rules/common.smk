@@ -90,6 +90,28 @@ METRICS_CODE = (
     COMMON_CODE + library("metrics.py") + [source("scripts/extract_metrics.py")]
 )
 TABLE_CODE = COMMON_CODE + library("table.py") + [source("scripts/make_table.py")]
+PLOT_CODE = COMMON_CODE + library("plots.py", "metrics.py")
+# The library files each rule family's script imports (rule ``code`` hashes them into one input).
+CODE = {
+    "data": DATA_CODE,
+    "train": TRAIN_CODE,
+    "posthoc": POSTHOC_CODE,
+    "metrics": METRICS_CODE,
+    "table": TABLE_CODE,
+    **{
+        name: PLOT_CODE + [source(f"scripts/{name}.py")]
+        for name in ("plot_table", "plot_benchmark", "plot_run", "plot_dataset")
+    },
+}
+
+
+def code(family):
+    """The fingerprint of a rule family's code (rules/code.smk), one input instead of its files."""
+    return f"results/code/{family}.sha256"
+
+
+def code_files(wildcards):
+    return CODE[wildcards.family]
 
 
 def data_dir(wildcards):

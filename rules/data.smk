@@ -1,6 +1,6 @@
 rule materialize:
     input:
-        code=DATA_CODE,
+        code=code("data"),
     output:
         index="results/data/{dataset}-lt{ratio}/index.json",
         cache="results/data/{dataset}-lt{ratio}/cache.npz",

@@ -3,7 +3,7 @@ rule metrics:
         history=run_file("history.json"),
         predictions=run_file("predictions.npz"),
         index=data_index,
-        code=METRICS_CODE,
+        code=code("metrics"),
     output:
         metrics="results/runs/{benchmark}/{strategy}/seed{seed}/metrics.json",
     log:

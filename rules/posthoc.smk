@@ -3,7 +3,7 @@ rule posthoc:
         history=base_history,
         predictions=base_predictions,
         strategy=strategy_file,
-        code=POSTHOC_CODE,
+        code=code("posthoc"),
     output:
         history="results/runs/{benchmark}/{strategy}/seed{seed}/history.json",
         predictions="results/runs/{benchmark}/{strategy}/seed{seed}/predictions.npz",

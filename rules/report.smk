@@ -1,13 +1,11 @@
 # Figures and the results table for `snakemake --report`: they read the files that training,
 # metrics and materialization wrote, so they rebuild without retraining.
 
-PLOT_CODE = COMMON_CODE + library("plots.py", "metrics.py")
-
 
 rule table_html:
     input:
         md=rules.table.output.md,
-        code=PLOT_CODE + [source("scripts/plot_table.py")],
+        code=code("plot_table"),
     output:
         html=report(
             "results/table.html",
@@ -31,7 +29,7 @@ rule plot_benchmark:
             seed=SEEDS,
             allow_missing=True,
         ),
-        code=PLOT_CODE + [source("scripts/plot_benchmark.py")],
+        code=code("plot_benchmark"),
     output:
         per_class=report(
             "results/plots/benchmarks/{benchmark}/per_class.png",
@@ -62,7 +60,7 @@ rule plot_run:
         history=run_file("history.json"),
         predictions=run_file("predictions.npz"),
         index=data_index,
-        code=PLOT_CODE + [source("scripts/plot_run.py")],
+        code=code("plot_run"),
     output:
         curves=report(
             "results/plots/runs/{benchmark}/{strategy}/seed{seed}/curves.png",
@@ -99,7 +97,7 @@ rule plot_run:
 rule plot_dataset:
     input:
         index=rules.materialize.output.index,
-        code=PLOT_CODE + [source("scripts/plot_dataset.py")],
+        code=code("plot_dataset"),
     output:
         histogram=report(
             "results/plots/data/{dataset}-lt{ratio}.png",

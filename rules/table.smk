@@ -1,7 +1,7 @@
 rule table:
     input:
         metrics=all_runs(rules.metrics.output.metrics),
-        code=TABLE_CODE,
+        code=code("table"),
     output:
         csv="results/table.csv",
         md="results/table.md",

@@ -5,7 +5,7 @@ rule train:
         index=data_index,
         cache=data_cache,
         strategy=strategy_file,
-        code=TRAIN_CODE,
+        code=code("train"),
     output:
         **train_outputs(),
     log:
@@ -36,7 +36,7 @@ use rule train as finetune with:
         index=data_index,
         cache=data_cache,
         strategy=strategy_file,
-        code=TRAIN_CODE,
+        code=code("train"),
         init_model=stage1_models,
     wildcard_constraints:
         strategy=alternatives(STAGE2),

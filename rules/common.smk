@@ -164,13 +164,7 @@ def train_outputs():
     if not PACK_SEEDS:
         return {key: run_file(name) for key, name in names.items()}
     return {
-        key: [
-            os.path.join(
-                RUN.format(benchmark="{benchmark}", strategy="{strategy}", seed=seed),
-                name,
-            )
-            for seed in SEEDS
-        ]
+        key: expand(run_file(name), seed=SEEDS, allow_missing=True)
         for key, name in names.items()
     }
 

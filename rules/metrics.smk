@@ -5,7 +5,7 @@ rule metrics:
         index=data_index,
         code=code("metrics"),
     output:
-        metrics="results/runs/{benchmark}/{strategy}/seed{seed}/metrics.json",
+        metrics=run_file("metrics.json"),
     log:
         "results/logs/metrics/{benchmark}/{strategy}/seed{seed}.log",
     conda:

@@ -5,8 +5,8 @@ rule posthoc:
         strategy=strategy_file,
         code=code("posthoc"),
     output:
-        history="results/runs/{benchmark}/{strategy}/seed{seed}/history.json",
-        predictions="results/runs/{benchmark}/{strategy}/seed{seed}/predictions.npz",
+        history=run_file("history.json"),
+        predictions=run_file("predictions.npz"),
     log:
         "results/logs/posthoc/{benchmark}/{strategy}/seed{seed}.log",
     wildcard_constraints:

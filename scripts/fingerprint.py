@@ -5,6 +5,7 @@ content (Snakemake compares the fingerprint's checksum), and its console entry s
 """
 
 import hashlib
+from pathlib import Path
 
 from ltbench.io import write_text
 from ltbench.logs import redirect_to_log
@@ -12,7 +13,7 @@ from ltbench.logs import redirect_to_log
 
 def fingerprint(paths: list[str], out: str) -> None:
     """Write the sha256 of each file in ``paths`` to ``out`` (atomically)."""
-    lines = [f"{hashlib.sha256(open(p, 'rb').read()).hexdigest()}  {p}" for p in sorted(paths)]
+    lines = [f"{hashlib.sha256(Path(p).read_bytes()).hexdigest()}  {p}" for p in sorted(paths)]
     write_text(out, "\n".join(lines) + "\n")
 
 

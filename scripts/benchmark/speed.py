@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,7 @@ from ltbench.data import load_cache  # noqa: E402
 from ltbench.devices import select_device  # noqa: E402
 from ltbench.io import read_json, write_json  # noqa: E402
 from ltbench.models import build_model  # noqa: E402
-from ltbench.train import Recipe, RunSpec, run_pack, strategy_context  # noqa: E402
+from ltbench.train import Recipe, RunSpec, run_pack  # noqa: E402
 
 
 def forward_flops(arch: str, num_classes: int) -> float:
@@ -79,8 +79,8 @@ def reference_run(config: dict, benchmark: str, strategy: str, seed: int, recipe
     bench = cfg.benchmark(config, benchmark)
     data = cfg.DATA_DIR.format(data_id=bench.data_id)
     index = read_json(f"{data}/index.json")
-    spec = RunSpec(bench, cfg.strategy(config, strategy), seed, recipe, "auto", 1, "", "", "", "", "", "")
-    method = strategies.resolve(spec.strategy, index["class_counts"], strategy_context(spec))
+    context = strategies.context(asdict(bench), recipe.epochs)
+    method = strategies.resolve(cfg.strategy(config, strategy), index["class_counts"], context)
     device = select_device(config["train"]["device"], config["train"]["threads"])
     return train_reference(load_cache(f"{data}/cache.npz"), index, bench.arch, recipe, method.weights, seed, device)
 

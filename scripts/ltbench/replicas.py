@@ -23,12 +23,17 @@ from torch.func import functional_call, stack_module_state
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 
 
+def check_compile_mode(mode: str | None) -> None:
+    """A ``ValueError`` naming ``mode`` unless it is None (eager) or one of ``COMPILE_MODES``."""
+    if mode is not None and mode not in COMPILE_MODES:
+        raise ValueError(f"unknown compile mode {mode!r}; known: {', '.join(COMPILE_MODES)}")
+
+
 def compiled(fn, mode: str | None, backend: str = "inductor"):
     """``fn`` under ``torch.compile`` with static shapes (one graph per batch shape), or ``fn`` if ``mode`` is None."""
+    check_compile_mode(mode)
     if mode is None:
         return fn
-    if mode not in COMPILE_MODES:
-        raise ValueError(f"unknown compile mode {mode!r}; known: {', '.join(COMPILE_MODES)}")
     return torch.compile(fn, mode=mode, dynamic=False, backend=backend)
 
 

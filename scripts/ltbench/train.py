@@ -25,7 +25,7 @@ from ltbench.strategies import Method
 from ltbench.config import Benchmark, Strategy
 from ltbench.data import load_cache
 from ltbench.devices import select_device
-from ltbench.replicas import COMPILE_MODES, Single, Stacked, optimizer_state, stack_optimizer_states
+from ltbench.replicas import Single, Stacked, check_compile_mode, optimizer_state, stack_optimizer_states
 from ltbench.io import atomic_path, read_json, write_json
 from ltbench.models import build_model
 
@@ -94,8 +94,7 @@ def prepare(spec: RunSpec) -> Prepared:
     """Load the index, resolve and validate the strategy and the compile mode; no training yet."""
     index = read_json(spec.index_path)
     method = strategies.resolve(spec.strategy, index["class_counts"], strategy_context(spec))
-    if spec.compile is not None and spec.compile not in COMPILE_MODES:
-        raise ValueError(f"unknown compile mode {spec.compile!r}; known: {', '.join(COMPILE_MODES)}")
+    check_compile_mode(spec.compile)
     return Prepared(index, method, effective_recipe(spec, method))
 
 
@@ -175,22 +174,20 @@ class Trainer:
     def _losses(self, epoch: int, inputs: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """The batch loss of every run (R,), from inputs R x B x C x H x W and targets R x B."""
         hook = self.method.feature_hook
-        if hook is not None:  # one run (run_pack never packs a strategy with a feature hook)
-            module = self.model.module
-            with self._autocast():
-                features = module.forward_features(inputs[0].contiguous(memory_format=self.model.memory_format))
-                logits = module.fc(features).float()
-            if self.offsets is not None:
-                logits = logits + self.offsets
-            loss = self.method.loss(logits, targets[0], weights)
-            with self._autocast():
-                loss = hook(epoch, features, targets[0], module.fc, loss, self.generators[0])
-            return loss[None]
         with self._autocast():
-            logits = self.model(inputs).float()
+            if hook is None:
+                logits = self.model(inputs).float()
+            else:  # one run (run_pack never packs a strategy with a feature hook): it needs the features
+                module = self.model.module
+                features = module.forward_features(inputs[0].contiguous(memory_format=self.model.memory_format))
+                logits = module.fc(features).float()[None]
         if self.offsets is not None:
             logits = logits + self.offsets
-        return torch.stack([self.method.loss(logits[r], targets[r], weights) for r in range(self.runs)])
+        losses = torch.stack([self.method.loss(logits[r], targets[r], weights) for r in range(self.runs)])
+        if hook is not None:
+            with self._autocast():
+                losses = hook(epoch, features, targets[0], module.fc, losses[0], self.generators[0])[None]
+        return losses
 
     def train_epoch(self, epoch: int) -> tuple[list[float], int]:
         """One pass over each run's sample of training images for the epoch (by default every image

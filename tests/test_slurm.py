@@ -35,6 +35,7 @@ PLACEHOLDERS = {  # what a user edits: (section, rule or None, key) -> value shi
 }
 TARGETS = ("results/table.csv", "results/table.md")
 RUN_TIMEOUT = 300  # seconds for the whole tiny workflow on SLURM (and for the time-limit run)
+SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) ")  # the plugin's line per submitted job
 SLURM_HEADER = re.compile(r"^\[.+\] .* on \S+ \(.*\), SLURM job (\d+)$", re.M)
 # A test speed-up, not part of the profile: the first job status check after 1 s instead of 40 s.
 SLURM_RUN = ("--workflow-profile", str(PROFILE), "--slurm-init-seconds-before-status-checks", "1")
@@ -235,26 +236,33 @@ def slurm_config() -> dict:
 
 
 @pytest.fixture(scope="module")
-def slurm_run(cluster: SlurmCluster, tmp_path_factory, time_limit_started) -> tuple[Workflow, dict]:
-    """The tiny workflow through ``--workflow-profile profiles/slurm`` on the cluster: (workflow, its config).
+def slurm_run(cluster: SlurmCluster, tmp_path_factory, time_limit_started) -> tuple[Workflow, dict, set[str]]:
+    """The tiny workflow through ``--workflow-profile profiles/slurm`` on the cluster: (workflow, its config,
+    the ids of the SLURM jobs it submitted).
 
-    The time-limit run (``time_limit_started``) trains meanwhile on the node's other CPU.
+    The time-limit run (``time_limit_started``) trains meanwhile on the node's other CPU; its job may still
+    be running when this run ends, so tests of this run look at this run's own jobs only.
     """
     config = slurm_config()
     wf = make_workflow(tmp_path_factory.mktemp("tiny-slurm"), config)
     use_site_profile(wf, cluster, config)
     # Only the table, a test speed-up too: figures would double the job count on 2 cores.
-    wf.snakemake(*SLURM_RUN, *TARGETS, timeout=RUN_TIMEOUT)
-    return wf, config
+    proc = wf.snakemake(*SLURM_RUN, *TARGETS, timeout=RUN_TIMEOUT)
+    submitted = set(SUBMITTED.findall(proc.stdout + proc.stderr))
+    assert submitted, f"no SLURM submission in the output:\n{proc.stdout}\n{proc.stderr}"
+    return wf, config, submitted
 
 
 def rule_of(job: dict[str, str]) -> str:
-    """The rule of a job, from the comment the plugin gives it (``rule_<name>[_wildcards_<values>]``)."""
+    """The rule of a job, from the comment the plugin gives it (``rule_<name>[_wildcards_<values>]``).
+
+    sacct shows a job's comment only once the job has ended (a running job's is empty).
+    """
     return re.match(r"rule_(.+?)(?:_wildcards_.*)?$", job["Comment"]).group(1)
 
 
 def test_slurm_run_builds_the_table(slurm_run):
-    wf, config = slurm_run
+    wf, config, _ = slurm_run
     runs = pd.read_csv(wf.root / "results/table.csv")
     assert set(zip(runs["benchmark"], runs["strategy"])) == {
         (benchmark, strategy) for benchmark in config["benchmarks"] for strategy in config["strategies"]
@@ -273,10 +281,10 @@ def training_job_ids(wf: Workflow) -> dict[str, str]:
 
 
 def test_each_training_ran_inside_a_slurm_gpu_job(slurm_run, cluster: SlurmCluster):
-    wf, config = slurm_run
+    wf, config, submitted = slurm_run
     ids = training_job_ids(wf)
     assert len(ids) == len(config["benchmarks"]) * len(config["strategies"]), ids
-    assert len(set(ids.values())) == len(ids), ids
+    assert len(set(ids.values())) == len(ids) and set(ids.values()) <= submitted, (ids, submitted)
     accounting = {job["JobID"]: job for job in cluster.jobs()}
     assert {rule_of(accounting[job_id]) for job_id in ids.values()} == set(GPU_RULES)
     for log, job_id in ids.items():
@@ -288,7 +296,10 @@ def test_each_training_ran_inside_a_slurm_gpu_job(slurm_run, cluster: SlurmClust
 
 
 def test_cpu_rules_ran_on_the_cpu_partition_without_gpu(slurm_run, cluster: SlurmCluster):
-    jobs = [job for job in cluster.jobs() if rule_of(job) not in GPU_RULES]
+    _, _, submitted = slurm_run
+    ours = [job for job in cluster.jobs() if job["JobID"] in submitted]
+    assert len(ours) == len(submitted), (ours, submitted)
+    jobs = [job for job in ours if rule_of(job) not in GPU_RULES]
     assert {"materialize", "metrics", "table"} <= {rule_of(job) for job in jobs}
     for job in jobs:
         assert job["Partition"] == cluster.cpu_partition, job

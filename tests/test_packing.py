@@ -122,7 +122,7 @@ def test_a_packed_sgd_step_is_each_models_own_step():
     torch.manual_seed(0)
     models = [build_model("resnet32", 4) for _ in range(2)]
     alone = [copy.deepcopy(m) for m in models]
-    stacked = replicas.Stacked(models)
+    stacked = replicas.Runs(models, "resnet32", 4, "linear")
     opt = torch.optim.SGD(stacked.trainable(False), lr=0.05, momentum=0.9, weight_decay=5e-4)
     own = [torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4) for m in alone]
     x, y = torch.randn(2, 8, 3, 32, 32), torch.randint(0, 4, (2, 8))
@@ -145,7 +145,7 @@ def test_a_packed_sgd_step_is_each_models_own_step():
 
 def test_stacked_optimizer_state_splits_and_restacks():
     models = [build_model("resnet32", 4) for _ in range(2)]
-    stacked = replicas.Stacked(models)
+    stacked = replicas.Runs(models, "resnet32", 4, "linear")
     opt = torch.optim.SGD(stacked.trainable(False), lr=0.1, momentum=0.9)
     stacked.train()
     stacked(torch.randn(2, 3, 3, 32, 32)).sum().backward()

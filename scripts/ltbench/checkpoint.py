@@ -77,6 +77,8 @@ def load(path: str, stamp: str, device) -> dict[str, Any] | None:
 
 
 def restore_rng(state: dict[str, Any], generator: torch.Generator) -> None:
-    """Put the run's generator and the global CPU RNG back where ``state`` left them."""
-    generator.set_state(state["generator"].cpu() if generator.device.type == "cpu" else state["generator"])
+    """Put the run's generator and the global CPU RNG back where ``state`` left them. Both take
+    their state as a CPU ByteTensor, whatever device the generator draws on and wherever the
+    checkpoint was loaded to (``CUDAGeneratorImpl::set_state`` rejects a CUDA tensor)."""
+    generator.set_state(state["generator"].cpu())
     torch.set_rng_state(state["cpu_rng"].cpu())

@@ -48,6 +48,8 @@ class LDAM:
         self.margins, self.scale = margins, scale
 
     def __call__(self, logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        margins = self.margins.to(logits.device)[targets]
+        if self.margins.device != logits.device:  # once: keep the margins on the training device
+            self.margins = self.margins.to(logits.device)
+        margins = self.margins[targets]
         adjusted = logits - F.one_hot(targets, logits.shape[1]) * margins[:, None]
         return F.cross_entropy(self.scale * adjusted, targets, weight=weight)

@@ -1,24 +1,27 @@
-"""Models of the runs a job trains side by side, behind one interface.
+"""The runs a job trains side by side, as one model behind one interface.
 
-Inputs carry a leading run axis R (images: R x B x C x H x W) and logits come back as
-R x B x classes. ``Single`` is one ordinary module (R = 1, channels_last on CUDA, feature
-hooks allowed). ``Stacked`` holds the parameters and buffers of R models of the same
-architecture stacked along a new first axis and runs them with ``torch.vmap`` over
-``torch.func.functional_call``: each convolution becomes one grouped convolution, so the
-runs share every kernel launch. Summing the runs' losses and calling ``backward`` gives
-each run exactly its own gradient (a run's loss does not depend on the others'
-parameters), and SGD with momentum and weight decay is elementwise, so one optimizer
-over the stacked tensors steps every run as its own optimizer would.
+``Runs`` holds R >= 1 models of one architecture that differ only in their seed. With R = 1
+it is the ordinary model; with R > 1 it is the packed model of ``ltbench.models`` (the runs
+folded into the channel axis: grouped convolutions, one ``BatchNorm2d(R*C)`` per layer, a
+per-run head), so the runs share every kernel launch while each computes exactly what it
+would alone. Inputs carry a leading run axis (images: R x B x C x H x W) and outputs come
+back as R x B x ...: logits, and on request the features the head classifies. Summing the
+runs' losses and calling ``backward`` gives each run its own gradient (a run's loss does not
+depend on the others' parameters), and SGD with momentum and weight decay is elementwise,
+so one optimizer over the packed tensors steps every run as its own optimizer would.
+
+Batch norm is a real ``BatchNorm2d`` (no ``vmap``), so under CUDA autocast it takes bf16
+activations with float32 parameters and running statistics like any single model does.
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Iterable
 
 import torch
 from torch import nn
-from torch.func import functional_call, stack_module_state
+
+from ltbench.models import build_model, pack, run_view
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 
@@ -37,118 +40,106 @@ def compiled(fn, mode: str | None, backend: str = "inductor"):
     return torch.compile(fn, mode=mode, dynamic=False, backend=backend)
 
 
-class Single:
-    """One model; ``runs == 1``."""
+class Runs:
+    """R models of one architecture trained side by side (see the module docstring)."""
 
-    runs = 1
+    def __init__(self, models: list[nn.Module], arch: str, num_classes: int, head: str,
+                 memory_format=torch.contiguous_format) -> None:
+        self.runs, self.memory_format = len(models), memory_format
+        network = models[0] if self.runs == 1 else pack(models, arch, num_classes, head)
+        self.network = network.to(memory_format=memory_format)
+        self._forward = self._logits_and_features
 
-    def __init__(self, model: nn.Module, memory_format=torch.contiguous_format) -> None:
-        self.module, self.memory_format = model, memory_format
-        self._forward = model
+    def _logits_and_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and features of the folded input (B x R*C x H x W), each B x R*n."""
+        features = self.network.forward_features(x)
+        return self.network.fc(features), features
 
     def compile(self, mode: str | None, backend: str = "inductor") -> None:
-        """Compile the forward pass (the feature-hook path stays eager)."""
-        self._forward = compiled(self.module, mode, backend)
+        """Compile the forward pass (one graph per input shape and train/eval mode)."""
+        self._forward = compiled(self._logits_and_features, mode, backend)
 
-    def __call__(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
-        """Logits (1 x B x classes) of ``x`` (1 x B x C x H x W, or B x C x H x W if ``shared``)."""
-        x = x if shared else x[0]
-        return self._forward(x.contiguous(memory_format=self.memory_format))[None]
+    def fold(self, x: torch.Tensor, shared: bool) -> torch.Tensor:
+        """R x B x C x H x W (or B x C x H x W seen by every run if ``shared``) -> B x R*C x H x W."""
+        folded = x.repeat(1, self.runs, 1, 1) if shared else x.transpose(0, 1).flatten(1, 2)
+        return folded.contiguous(memory_format=self.memory_format)
+
+    def unfold(self, y: torch.Tensor) -> torch.Tensor:
+        """B x R*n -> R x B x n."""
+        return y.unflatten(1, (self.runs, -1)).transpose(0, 1)
+
+    def __call__(self, x: torch.Tensor, shared: bool = False, features: bool = False):
+        """Logits (R x B x classes) of ``x`` (see ``fold``); with ``features``, also the features (R x B x F)."""
+        logits, feats = self._forward(self.fold(x, shared))
+        return (self.unfold(logits), self.unfold(feats)) if features else self.unfold(logits)
+
+    @property
+    def classifier(self) -> nn.Module:
+        """The head: B x R*F features -> B x R*classes logits."""
+        return self.network.fc
 
     def train(self, mode: bool = True) -> None:
-        self.module.train(mode)
+        self.network.train(mode)
 
     def trainable(self, classifier_only: bool) -> list[torch.Tensor]:
         """The parameters the optimizer steps (only the head's if ``classifier_only``; the rest frozen)."""
         if classifier_only:
-            self.module.requires_grad_(False)
-            self.module.fc.requires_grad_(True)
-            return list(self.module.fc.parameters())
-        return list(self.module.parameters())
+            self.network.requires_grad_(False)
+            self.network.fc.requires_grad_(True)
+            return list(self.network.fc.parameters())
+        return list(self.network.parameters())
 
     def head_weight(self, run: int) -> torch.Tensor:
-        return self.module.fc.weight
+        """Run ``run``'s head weight, a view into the packed one."""
+        return run_view(self.network.fc.weight, self.runs)[run]
 
     def state_dict(self, run: int) -> dict[str, torch.Tensor]:
-        return self.module.state_dict()
-
-    def load_state_dict(self, run: int, state: dict[str, torch.Tensor]) -> None:
-        self.module.load_state_dict(state)
-
-
-class Stacked:
-    """R models of one architecture trained side by side (see the module docstring)."""
-
-    def __init__(self, models: list[nn.Module]) -> None:
-        self.runs = len(models)
-        self.params, self.buffers = stack_module_state(models)  # leaves, in named_parameters() order
-        self.base = copy.deepcopy(models[0]).to("meta")
-        self._forward = self._vmapped
-
-    def _one(self, params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
-        return functional_call(self.base, (params, buffers), (x,))
-
-    def _vmapped(self, params: dict, buffers: dict, x: torch.Tensor, shared: bool) -> torch.Tensor:
-        return torch.vmap(self._one, in_dims=(0, 0, None if shared else 0))(params, buffers, x)
-
-    def compile(self, mode: str | None, backend: str = "inductor") -> None:
-        """Compile the vmapped forward. The stacked tensors are plain inputs to it, not module
-        parameters, so they are marked as living at fixed addresses: CUDA graphs then neither copy
-        them on every call nor refuse the in-place BatchNorm statistics updates."""
-        if mode is not None:
-            for tensor in [*self.params.values(), *self.buffers.values()]:
-                torch._dynamo.mark_static_address(tensor)
-        self._forward = compiled(self._vmapped, mode, backend)
-
-    def __call__(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
-        """Logits (R x B x classes) of ``x`` (R x B x C x H x W, or B x C x H x W seen by every run if ``shared``)."""
-        return self._forward(self.params, self.buffers, x, shared)
-
-    def train(self, mode: bool = True) -> None:
-        self.base.train(mode)
-
-    def trainable(self, classifier_only: bool) -> list[torch.Tensor]:
-        """The stacked parameters the optimizer steps, in the order a single model lists them."""
-        chosen = []
-        for name, param in self.params.items():
-            learn = not classifier_only or name.startswith("fc.")
-            param.requires_grad_(learn)
-            if learn:
-                chosen.append(param)
-        return chosen
-
-    def head_weight(self, run: int) -> torch.Tensor:
-        return self.params["fc.weight"][run]
-
-    def state_dict(self, run: int) -> dict[str, torch.Tensor]:
-        """Run ``run``'s parameters and buffers, keyed as the single model's ``state_dict``."""
-        state = {**self.params, **self.buffers}
-        return {name: state[name][run].detach() for name in self.base.state_dict()}
+        """Run ``run``'s parameters and buffers, keyed and shaped as the single model's ``state_dict``;
+        copies, so that saving one run does not write the storage of all of them."""
+        return {name: (run_view(t, self.runs)[run] if t.dim() else t).detach().clone()
+                for name, t in self.network.state_dict().items()}
 
     @torch.no_grad()
     def load_state_dict(self, run: int, state: dict[str, torch.Tensor]) -> None:
-        for name, tensor in {**self.params, **self.buffers}.items():
-            tensor[run].copy_(state[name])
+        """Put a single model's ``state`` into run ``run``."""
+        for name, tensor in self.network.state_dict().items():
+            (run_view(tensor, self.runs)[run] if tensor.dim() else tensor).copy_(state[name])
+
+
+def build_runs(arch: str, num_classes: int, head: str, seeds: list[int], device: torch.device,
+               init_paths: list[str | None]) -> Runs:
+    """``Runs`` of one model per seed, each initialised from ``torch.manual_seed(seed)`` exactly as a
+    lone run is (or loaded from its ``init_paths`` entry); channels_last on CUDA."""
+    models = []
+    for seed, init in zip(seeds, init_paths):
+        torch.manual_seed(seed)
+        model = build_model(arch, num_classes, head=head)
+        if init:
+            model.load_state_dict(torch.load(init, map_location="cpu", weights_only=True))
+        models.append(model.to(device))
+    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    return Runs(models, arch, num_classes, head, fmt)
 
 
 def optimizer_state(optimizer: torch.optim.Optimizer, run: int, runs: int) -> dict[str, Any]:
-    """Run ``run``'s share of an optimizer over stacked parameters, in the format of that run's own
-    optimizer (so checkpoints of packed and unpacked runs are interchangeable); identity if ``runs == 1``."""
+    """Run ``run``'s share of an optimizer over packed parameters, in the format of that run's own
+    optimizer (so checkpoints of packed and unpacked runs are interchangeable); copies of the
+    per-run slices; identity if ``runs == 1``."""
     state = optimizer.state_dict()
     if runs == 1:
         return state
-    return {"state": {k: {name: (v[run] if isinstance(v, torch.Tensor) and v.dim() > 0 else v)
+    return {"state": {k: {name: (run_view(v, runs)[run].clone() if isinstance(v, torch.Tensor) and v.dim() > 0 else v)
                           for name, v in s.items()} for k, s in state["state"].items()},
             "param_groups": state["param_groups"]}
 
 
 def stack_optimizer_states(states: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """The inverse of ``optimizer_state``: per-run optimizer states stacked into one."""
+    """The inverse of ``optimizer_state``: per-run optimizer states concatenated into one."""
     states = list(states)
     if len(states) == 1:
         return states[0]
     first = states[0]
-    return {"state": {k: {name: (torch.stack([st["state"][k][name] for st in states])
+    return {"state": {k: {name: (torch.cat([st["state"][k][name] for st in states])
                                  if isinstance(v, torch.Tensor) and v.dim() > 0 else v)
                           for name, v in s.items()} for k, s in first["state"].items()},
             "param_groups": first["param_groups"]}

@@ -25,9 +25,8 @@ from ltbench.strategies import Method
 from ltbench.config import Benchmark, Strategy
 from ltbench.data import load_cache
 from ltbench.devices import select_device
-from ltbench.replicas import Single, Stacked, check_compile_mode, optimizer_state, stack_optimizer_states
+from ltbench.replicas import build_runs, check_compile_mode, optimizer_state, stack_optimizer_states
 from ltbench.io import atomic_path, read_json, write_json
-from ltbench.models import build_model
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -139,19 +138,11 @@ class Trainer:
         self.cuda = self.device.type == "cuda"
         self.cudagraphs = self.cuda and spec.compile == "reduce-overhead"
 
-        self.generators, models = [], []
-        for run_spec in specs:
-            torch.manual_seed(run_spec.seed)
-            self.generators.append(torch.Generator(device=self.device).manual_seed(run_spec.seed))
-            model = build_model(spec.benchmark.arch, self.num_classes, head=self.method.head)
-            if run_spec.init_model_path:
-                model.load_state_dict(torch.load(run_spec.init_model_path, map_location="cpu", weights_only=True))
-            models.append(model.to(self.device))
-        if self.runs == 1:
-            fmt = torch.channels_last if self.cuda else torch.contiguous_format
-            self.model = Single(models[0].to(memory_format=fmt), fmt)
-        else:
-            self.model = Stacked(models)
+        if self.cuda:  # three static shapes (full batch, last batch, evaluation): let cuDNN pick its kernels
+            torch.backends.cudnn.benchmark = True
+        self.generators = [torch.Generator(device=self.device).manual_seed(s.seed) for s in specs]
+        self.model = build_runs(spec.benchmark.arch, self.num_classes, self.method.head, [s.seed for s in specs],
+                                self.device, [s.init_model_path for s in specs])
         self.model.compile(spec.compile, spec.compile_backend)
         params = self.model.trainable(self.method.trainable == "classifier")
         self.optimizer = torch.optim.SGD(
@@ -175,19 +166,28 @@ class Trainer:
         """The batch loss of every run (R,), from inputs R x B x C x H x W and targets R x B."""
         hook = self.method.feature_hook
         with self._autocast():
-            if hook is None:
-                logits = self.model(inputs).float()
-            else:  # one run (run_pack never packs a strategy with a feature hook): it needs the features
-                module = self.model.module
-                features = module.forward_features(inputs[0].contiguous(memory_format=self.model.memory_format))
-                logits = module.fc(features).float()[None]
+            logits, features = self.model(inputs, features=True)
+        logits = logits.float()
         if self.offsets is not None:
             logits = logits + self.offsets
         losses = torch.stack([self.method.loss(logits[r], targets[r], weights) for r in range(self.runs)])
-        if hook is not None:
+        if hook is not None:  # one run (run_pack never packs a strategy with a feature hook)
             with self._autocast():
-                losses = hook(epoch, features, targets[0], module.fc, losses[0], self.generators[0])[None]
+                losses = hook(epoch, features[0], targets[0], self.model.classifier, losses[0], self.generators[0])[None]
         return losses
+
+    def train_step(self, epoch: int, idx: list[torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
+        """One SGD step of every run on its batch (run r: training images ``idx[r]``); returns the
+        runs' losses (R,), left on the device: nothing here waits for the device."""
+        targets = torch.stack([self.train_y[i] for i in idx])
+        images = torch.stack([augment.augment(self.train_x[i], self.recipe.crop_padding, self.recipe.flip, g)
+                              for i, g in zip(idx, self.generators)])
+        self._step_begin()
+        losses = self._losses(epoch, self._inputs(images), targets, weights)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        self.optimizer.step()
+        return losses.detach()
 
     def train_epoch(self, epoch: int) -> tuple[list[float], int]:
         """One pass over each run's sample of training images for the epoch (by default every image
@@ -205,15 +205,7 @@ class Trainer:
         loss_sum = torch.zeros(self.runs, device=self.device)
         for start in range(0, n, self.recipe.batch_size):
             idx = [order[start : start + self.recipe.batch_size] for order in orders]
-            targets = torch.stack([self.train_y[i] for i in idx])
-            images = torch.stack([augment.augment(self.train_x[i], self.recipe.crop_padding, self.recipe.flip, g)
-                                  for i, g in zip(idx, self.generators)])
-            self._step_begin()
-            losses = self._losses(epoch, self._inputs(images), targets, weights)
-            self.optimizer.zero_grad(set_to_none=True)
-            losses.sum().backward()
-            self.optimizer.step()
-            loss_sum += losses.detach() * targets.shape[1]
+            loss_sum += self.train_step(epoch, idx, weights) * len(idx[0])
         for r, max_norm in enumerate(self.max_norms):  # once per epoch, as in the reference code
             max_norm.project(self.model.head_weight(r))
         return (loss_sum / n).tolist(), n

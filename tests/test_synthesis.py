@@ -9,24 +9,27 @@ from ltbench.synthesis import MinoritySynthesizer, sinkhorn
 
 
 def test_sinkhorn_marginals_and_the_obvious_matching():
-    cost = torch.tensor([[[0.0, 1.0], [1.0, 0.0]]])
-    mask = torch.ones(1, 2, dtype=torch.bool)
-    plan = sinkhorn(cost, mask, mask, epsilon=0.01, iters=200)
-    assert plan.sum(2).flatten().tolist() == pytest.approx([0.5, 0.5], abs=1e-5)
-    assert plan.sum(1).flatten().tolist() == pytest.approx([0.5, 0.5], abs=1e-5)
-    assert plan[0, 0, 0].item() == pytest.approx(0.5, abs=1e-4)  # mass stays on the zero-cost diagonal
+    cost = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    groups, valid = torch.tensor([0, 0]), torch.ones(1, 2, dtype=torch.bool)
+    plan = sinkhorn(cost, groups, valid, epsilon=0.01, iters=200)
+    assert plan.sum(1).tolist() == pytest.approx([0.5, 0.5], abs=1e-5)
+    assert plan.sum(0).tolist() == pytest.approx([0.5, 0.5], abs=1e-5)
+    assert plan[0, 0].item() == pytest.approx(0.5, abs=1e-4)  # mass stays on the zero-cost diagonal
 
 
-def test_sinkhorn_ignores_padding():
-    cost = torch.rand(1, 3, 4, generator=torch.Generator().manual_seed(0))
-    rows = torch.tensor([[True, True, False]])
-    cols = torch.tensor([[True, False, True, True]])
-    plan = sinkhorn(cost, rows, cols, epsilon=0.1, iters=200)
-    assert plan[0, 2].abs().sum() == 0 and plan[0, :, 1].abs().sum() == 0
-    assert plan.sum(2)[0, :2].tolist() == pytest.approx([0.5, 0.5], abs=1e-5)
-    assert plan.sum(1)[0, [0, 2, 3]].tolist() == pytest.approx([1 / 3] * 3, abs=1e-5)
-    # uniform large entropy: every unmasked cell gets close to a * b
-    flat = sinkhorn(torch.zeros(1, 2, 2), rows[:, :2], cols[:, :2] | True, epsilon=1.0, iters=10)
+def test_sinkhorn_solves_each_group_alone_and_ignores_invalid_columns():
+    cost = torch.rand(5, 4, generator=torch.Generator().manual_seed(0))
+    groups = torch.tensor([1, 0, 1, 0, 1])  # group 0: rows 1, 3; group 1: rows 0, 2, 4
+    valid = torch.tensor([[True, False, True, True], [True, True, True, False]])
+    plan = sinkhorn(cost, groups, valid, epsilon=0.1, iters=200)
+    assert plan[[1, 3]][:, 1].abs().sum() == 0 and plan[[0, 2, 4]][:, 3].abs().sum() == 0
+    assert plan[[1, 3]].sum(1).tolist() == pytest.approx([0.5, 0.5], abs=1e-5)
+    assert plan[[1, 3]].sum(0)[[0, 2, 3]].tolist() == pytest.approx([1 / 3] * 3, abs=1e-5)
+    assert plan[[0, 2, 4]].sum(1).tolist() == pytest.approx([1 / 3] * 3, abs=1e-5)
+    alone = sinkhorn(cost[[0, 2, 4]][:, :3], torch.zeros(3, dtype=torch.long), valid[1:, :3], epsilon=0.1, iters=200)
+    assert torch.allclose(plan[[0, 2, 4]][:, :3], alone, atol=1e-6)
+    # uniform large entropy: every valid cell gets close to a * b
+    flat = sinkhorn(torch.zeros(2, 2), torch.tensor([0, 0]), torch.ones(1, 2, dtype=torch.bool), epsilon=1.0, iters=10)
     assert flat.flatten().tolist() == pytest.approx([0.25] * 4, abs=1e-6)
 
 

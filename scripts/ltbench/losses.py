@@ -51,5 +51,5 @@ class LDAM:
         if self.margins.device != logits.device:  # once: keep the margins on the training device
             self.margins = self.margins.to(logits.device)
         margins = self.margins[targets]
-        adjusted = logits - F.one_hot(targets, logits.shape[1]) * margins[:, None]
+        adjusted = logits - torch.zeros_like(logits).scatter_(1, targets[:, None], margins[:, None].to(logits.dtype))
         return F.cross_entropy(self.scale * adjusted, targets, weight=weight)

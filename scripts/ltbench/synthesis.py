@@ -9,12 +9,15 @@ Every training step (from the start epoch on):
    the scaled deviation of a random batch sample h of a larger class from its own class mean
    (head classes lend their within-class variation);
 4. ``steps`` times, an entropic optimal-transport plan P between the class's synthetic set S
-   and its bank R (cost |s - r|^2 over its mean, entropy ``epsilon``, Sinkhorn with at most
+   and its bank R (cost |s - r|^2 over its mean, entropy ``epsilon``, Sinkhorn with exactly
    ``sinkhorn_iters`` iterations, uniform marginals) is computed, and each s_i takes a gradient
    step of size ``step`` on sum_ij P_ij |s_i - r_j|^2 (per-sample normalised):
    s_i <- s_i - step * 2 * (s_i - sum_j P_ij r_j / sum_j P_ij);
 5. the loss is lambda1 * (real loss) + lambda2 * CE(classifier(S), labels); S is detached, so
    the synthetic term trains the classifier only.
+
+Nothing here makes the host wait for the device: shapes are fixed by the batch and the banks,
+and decisions on device values (is there a deficit at all?) are ``torch.where`` selections.
 """
 
 from __future__ import annotations
@@ -24,31 +27,36 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+NEG = torch.finfo(torch.float32).min  # log of (practically) zero mass
 
-def sinkhorn(cost: torch.Tensor, mask_rows: torch.Tensor, mask_cols: torch.Tensor, epsilon: float,
-             iters: int, tol: float = 1e-6) -> torch.Tensor:
-    """Entropic OT plans for a batch of problems (G x n x m costs) with uniform marginals over the
-    unmasked rows and columns; log-domain Sinkhorn, stopping early once the row marginals are
-    within ``tol``. Masked entries get zero mass."""
-    neg_inf = torch.finfo(cost.dtype).min
-    n = mask_rows.sum(1, keepdim=True).clamp_min(1)
-    m = mask_cols.sum(1, keepdim=True).clamp_min(1)
-    log_a = torch.where(mask_rows, -torch.log(n), torch.full_like(mask_rows, neg_inf, dtype=cost.dtype))
-    log_b = torch.where(mask_cols, -torch.log(m), torch.full_like(mask_cols, neg_inf, dtype=cost.dtype))
-    valid = mask_rows[:, :, None] & mask_cols[:, None, :]
-    kernel = torch.where(valid, -cost / epsilon, torch.full_like(cost, neg_inf))
+
+def segment_logsumexp(x: torch.Tensor, groups: torch.Tensor, num_groups: int) -> torch.Tensor:
+    """out[g, k] = log sum_{i: groups[i] = g} exp(x[i, k]) for x (M x K); very negative where group g has no rows."""
+    top = torch.full((num_groups, x.shape[1]), NEG, dtype=x.dtype, device=x.device)
+    top = top.scatter_reduce(0, groups[:, None].expand_as(x), x, "amax", include_self=True)
+    total = torch.zeros_like(top).index_add_(0, groups, (x - top[groups]).exp())
+    return top + total.clamp_min(torch.finfo(x.dtype).tiny).log()
+
+
+def sinkhorn(cost: torch.Tensor, groups: torch.Tensor, valid: torch.Tensor, epsilon: float, iters: int) -> torch.Tensor:
+    """Entropic OT plans of G problems at once. Row i (of M) belongs to problem ``groups[i]``; ``cost``
+    (M x K) is its cost to the K columns of its problem, of which ``valid`` (G x K) marks the real
+    ones. Each problem has uniform marginals over its rows and over its valid columns. Log-domain
+    Sinkhorn for exactly ``iters`` iterations: an early stop would make the host read a convergence
+    test, a synchronisation. Returns the plans (M x K), zero on invalid columns."""
+    num_groups = valid.shape[0]
+    ones = torch.ones(len(groups), dtype=cost.dtype, device=cost.device)
+    rows = torch.zeros(num_groups, dtype=cost.dtype, device=cost.device).index_add_(0, groups, ones)
+    log_a = -rows.clamp_min(1).log()[groups]  # M
+    log_b = -valid.sum(1, keepdim=True).clamp_min(1).to(cost.dtype).log()  # G x 1
+    mask = valid[groups]
+    kernel = torch.where(mask, -cost / epsilon, NEG)
     f = torch.zeros_like(log_a)
-    g = torch.zeros_like(log_b)
-    for i in range(iters):
-        f = log_a - torch.logsumexp(kernel + g[:, None, :], dim=2)
-        f = torch.where(mask_rows, f, torch.zeros_like(f))
-        g = log_b - torch.logsumexp(kernel + f[:, :, None], dim=1)
-        g = torch.where(mask_cols, g, torch.zeros_like(g))
-        if i % 10 == 9:
-            rows = torch.logsumexp(kernel + f[:, :, None] + g[:, None, :], dim=2).exp()
-            if ((rows - log_a.exp()).abs() * mask_rows).max() < tol:
-                break
-    return torch.where(valid, (kernel + f[:, :, None] + g[:, None, :]).exp(), torch.zeros_like(cost))
+    g = torch.zeros(valid.shape, dtype=cost.dtype, device=cost.device)
+    for _ in range(iters):
+        f = log_a - torch.logsumexp(kernel + g[groups], dim=1)
+        g = torch.where(valid, log_b - segment_logsumexp(kernel + f[:, None], groups, num_groups), 0.0)
+    return torch.where(mask, (kernel + f[:, None] + g[groups]).exp(), 0.0)
 
 
 class MinoritySynthesizer:
@@ -83,7 +91,7 @@ class MinoritySynthesizer:
             self.bank = torch.zeros(num_classes, self.bank_size, features.shape[1], device=device)
             self.filled = torch.zeros(num_classes, dtype=torch.long, device=device)
             self.ptr = torch.zeros(num_classes, dtype=torch.long, device=device)
-        onehot = F.one_hot(targets, num_classes)
+        onehot = (targets[:, None] == torch.arange(num_classes, device=device)).long()
         rank = (onehot.cumsum(0) - 1).gather(1, targets[:, None]).squeeze(1)  # position within its class
         slot = (self.ptr[targets] + rank) % self.bank_size
         self.bank[targets, slot] = features.detach().float()
@@ -96,42 +104,41 @@ class MinoritySynthesizer:
         mask = torch.arange(self.bank_size, device=self.bank.device)[None, :] < self.filled[:, None]
         return (self.bank * mask[:, :, None]).sum(1) / self.filled.clamp_min(1)[:, None]
 
+    def deficit(self, device: torch.device) -> torch.Tensor:
+        """n_max - n_c for classes with a non-empty bank, 0 elsewhere (the counts move to ``device`` once)."""
+        if self.counts.device != device:
+            self.counts = self.counts.to(device)
+        return (self.counts.max() - self.counts) * (self.filled > 0)
+
     def synthesize(self, features: torch.Tensor, targets: torch.Tensor, generator: torch.Generator):
-        """Synthetic features and labels for one batch (steps 2-4 of the module docstring)."""
-        counts = self.counts.to(features.device)
-        deficit = (counts.max() - counts) * (self.filled > 0)
-        if deficit.sum() <= 0:
-            return None, None
-        labels = torch.multinomial(deficit, len(targets), replacement=True, generator=generator)
-        donors_allowed = (counts[targets][None, :] > counts[labels][:, None]).float()
-        donors_allowed[donors_allowed.sum(1) == 0] = 1.0
+        """Synthetic features and labels for one batch (steps 2-4 of the module docstring). Without any
+        deficit the labels are drawn uniformly (the caller then ignores them): no branch on device values."""
+        deficit = self.deficit(features.device)
+        weights = torch.where(deficit.sum() > 0, deficit, torch.ones_like(deficit))
+        labels = torch.multinomial(weights, len(targets), replacement=True, generator=generator)
+        donors_allowed = (self.counts[targets][None, :] > self.counts[labels][:, None]).float()
+        donors_allowed = torch.where(donors_allowed.sum(1, keepdim=True) > 0, donors_allowed, 1.0)
         donors = torch.multinomial(donors_allowed, 1, generator=generator).squeeze(1)
         mu = self.means()
         synthetic = mu[labels] + self.tau * (features[donors].detach().float() - mu[targets[donors]])
         return self.match(synthetic, labels), labels
 
     def match(self, synthetic: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """``steps`` OT gradient steps pulling each class's synthetic set towards its bank."""
-        classes, group = torch.unique(labels, return_inverse=True)
-        sizes = torch.bincount(group)
-        order = torch.argsort(group, stable=True)
-        slot = torch.arange(len(labels), device=labels.device) - (torch.cumsum(sizes, 0) - sizes)[group[order]]
-        padded = torch.zeros(len(classes), int(sizes.max()), synthetic.shape[1], device=synthetic.device)
-        rows = torch.zeros(len(classes), padded.shape[1], dtype=torch.bool, device=synthetic.device)
-        padded[group[order], slot] = synthetic[order]
-        rows[group[order], slot] = True
-        bank = self.bank[classes]
-        cols = torch.arange(self.bank_size, device=bank.device)[None, :] < self.filled[classes][:, None]
+        """``steps`` OT gradient steps pulling each class's synthetic set towards its bank; each
+        class's costs are divided by their mean over its (synthetic, filled slot) pairs."""
+        num_classes = len(self.counts)
+        bank = self.bank[labels]  # M x bank_size x d: each sample's own class bank
+        valid = torch.arange(self.bank_size, device=bank.device)[None, :] < self.filled[:, None]
+        rows = torch.zeros(num_classes, device=bank.device).index_add_(0, labels, torch.ones_like(labels, dtype=bank.dtype))
+        pairs = (rows * valid.sum(1)).clamp_min(1)
         for _ in range(self.steps):
-            cost = torch.cdist(padded, bank).square()
-            scale = (cost * (rows[:, :, None] & cols[:, None, :])).sum((1, 2), keepdim=True) / (
-                rows.sum(1) * cols.sum(1)).clamp_min(1)[:, None, None]
-            plan = sinkhorn(cost / scale.clamp_min(1e-12), rows, cols, self.epsilon, self.sinkhorn_iters)
-            target = plan @ bank / plan.sum(2, keepdim=True).clamp_min(1e-12)
-            padded = padded - self.step * 2.0 * (padded - target) * rows[:, :, None]
-        out = torch.empty_like(synthetic)
-        out[order] = padded[group[order], slot]
-        return out
+            cost = (synthetic[:, None, :] - bank).square().sum(2)
+            total = torch.zeros(num_classes, device=bank.device).index_add_(0, labels, (cost * valid[labels]).sum(1))
+            scale = (total / pairs).clamp_min(1e-12)[labels]
+            plan = sinkhorn(cost / scale[:, None], labels, valid, self.epsilon, self.sinkhorn_iters)
+            target = (plan[:, :, None] * bank).sum(1) / plan.sum(1, keepdim=True).clamp_min(1e-12)
+            synthetic = synthetic - self.step * 2.0 * (synthetic - target)
+        return synthetic
 
     def __call__(self, epoch: int, features: torch.Tensor, targets: torch.Tensor, classifier, real_loss: torch.Tensor,
                  generator: torch.Generator) -> torch.Tensor:
@@ -140,8 +147,7 @@ class MinoritySynthesizer:
         if epoch < self.start_epoch:
             return real_loss
         synthetic, labels = self.synthesize(features, targets, generator)
-        if synthetic is None:
-            return real_loss
         fake_loss = F.cross_entropy(classifier(synthetic.to(features.dtype)).float(), labels)
-        return self.lambda1 * real_loss + self.lambda2 * fake_loss
+        active = self.deficit(features.device).sum() > 0  # some class with a bank lacks images
+        return torch.where(active, self.lambda1 * real_loss + self.lambda2 * fake_loss, real_loss)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -23,11 +24,14 @@ def test_speed_benchmark_on_tiny_data(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(REPO / "scripts/benchmark/speed.py"), "--benchmark", "resnet32-folder", "--epochs", "2",
          "--strategies", "ce,effective_number", "--seeds", "0,1",
-         "--trainers", "reference,pipeline,pipeline:pack=2", "--out", "speed.json"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+         "--trainers", "reference,pipeline:compile=bogus,pipeline,pipeline:pack=2", "--out", "speed.json"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**os.environ, "LTBENCH_COMMIT": "abc123"},
     )
-    assert proc.returncode == 0, proc.stderr
+    # the trainer that fails is recorded and the others still measured
+    assert proc.returncode == 1 and "1 trainer(s) failed: pipeline:compile=bogus" in proc.stderr, proc.stderr
     result = json.loads((tmp_path / "speed.json").read_text())
+    assert "unknown compile mode 'bogus'" in result["errors"]["pipeline:compile=bogus"]
+    assert result["commit"] == "abc123"
     trainers = ["reference", "pipeline", "pipeline:pack=2"]
     assert [row["trainer"] for row in result["speed"]] == trainers
     assert [row["runs_per_process"] for row in result["speed"]] == [1, 1, 2]

@@ -13,7 +13,9 @@ the process's wall time (data loading and compilation included), images/s, achie
 (forward FLOPs counted from the model's convolutions and linear layers, x3 for a training step)
 and its share of the device's bf16 peak, and the per-run speed-up over the first trainer; then
 mean best test accuracy per trainer and strategy over the seeds; with --concurrent, the
-throughput of k pipeline trainings (the first pipeline trainer's settings) as separate processes.
+steady-state throughput of k pipeline trainings (the first pipeline trainer's settings) as separate
+processes. The JSON (--out) is rewritten after every trainer; a trainer that fails is recorded
+under "errors" with its traceback, the others still run, and the exit status is then 1.
 """
 
 import argparse
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -37,7 +40,7 @@ from ltbench.data import load_cache  # noqa: E402
 from ltbench.devices import select_device  # noqa: E402
 from ltbench.io import read_json, write_json  # noqa: E402
 from ltbench.models import build_model  # noqa: E402
-from ltbench.train import Recipe, RunSpec, run_pack  # noqa: E402
+from ltbench.train import Recipe, RunSpec, git_commit, run_pack  # noqa: E402
 
 
 def forward_flops(arch: str, num_classes: int) -> float:
@@ -127,19 +130,58 @@ def summarize(trainer: dict, histories: list[dict], flops: float, n_train: int, 
     }
 
 
-def concurrency(args, ks: list[int], trainer: str) -> list[dict]:
-    """Throughput of k ``trainer`` processes (one seed each) started together on the device."""
+def concurrency(args, ks: list[int], trainer: str, workdir: Path) -> list[dict]:
+    """Steady-state throughput of k ``trainer`` processes (one seed each) started together on the device:
+    each process reports its own steady epoch (median of its epochs after the first, so start-up
+    and compilation are left out), and the k processes' training images per second are summed."""
     rows = []
     for k in ks:
         cmd = [sys.executable, __file__, "--config", args.config, "--benchmark", args.benchmark, "--epochs",
                str(args.epochs), "--trainers", trainer, "--strategies", args.strategies.split(",")[0]]
+        outs = [workdir / f"concurrent-{k}-{seed}.json" for seed in range(k)]
         start = time.perf_counter()
-        procs = [subprocess.Popen(cmd + ["--seeds", str(seed)], stdout=subprocess.DEVNULL) for seed in range(k)]
+        procs = [subprocess.Popen(cmd + ["--seeds", str(seed), "--out", str(out)], stdout=subprocess.DEVNULL)
+                 for seed, out in zip(range(k), outs)]
         codes = [p.wait() for p in procs]
         wall = time.perf_counter() - start
-        rows.append({"trainer": trainer, "jobs": k, "wall_s": wall, "epochs_per_s": k * args.epochs / wall,
-                     "ok": all(c == 0 for c in codes)})
+        speeds = [read_json(out)["speed"][0] for out in outs if out.is_file() and read_json(out)["speed"]]
+        rows.append({"trainer": trainer, "jobs": k, "ok": all(c == 0 for c in codes) and len(speeds) == k,
+                     "steady_epoch_s": statistics.mean(s["steady_epoch_s"] for s in speeds) if speeds else float("nan"),
+                     "train_images_per_s": sum(s["train_images_per_s"] for s in speeds), "wall_s": wall})
     return rows
+
+
+def measure(trainer: dict, config: dict, args, recipe: Recipe, seeds: list[int], workdir: Path) -> dict:
+    """Every strategy and seed of ``args`` under ``trainer``: {strategy: [{"seed", "best_test_acc", "epochs",
+    "provenance"}]} (packed trainers take the seeds ``pack`` at a time)."""
+    runs = {}
+    for strategy in args.strategies.split(","):
+        for first in range(0, len(seeds), trainer["pack"]):
+            group = seeds[first : first + trainer["pack"]]
+            if trainer["kind"] == "pipeline":
+                histories = pipeline_runs(config, args.benchmark, strategy, group, recipe, workdir, trainer["compile"])
+            else:
+                histories = [reference_run(config, args.benchmark, strategy, seed, recipe) for seed in group]
+            for seed, history in zip(group, histories):
+                runs.setdefault(strategy, []).append(
+                    {"seed": seed, "best_test_acc": history["best_test_acc"], "epochs": history["epochs"],
+                     "provenance": {"wall_seconds": history["provenance"]["wall_seconds"]}})
+    return runs
+
+
+def summaries(trainers: list[dict], results: dict, flops: float, index: dict, peak: float | None) -> tuple[list, list]:
+    """The speed rows (trainers that finished, with the per-run speed-up over the first of them) and
+    the accuracy rows of ``results``."""
+    done = [t for t in trainers if t["name"] in results["runs"]]
+    speed = [summarize(t, [r for runs in results["runs"][t["name"]].values() for r in runs], flops,
+                       index["num_train"], index["num_test"], peak) for t in done]
+    for row in speed:
+        row["speedup_per_run"] = speed[0]["steady_epoch_per_run_s"] / row["steady_epoch_per_run_s"]
+    accuracy = [{"trainer": t, "strategy": s, "seeds": len(runs),
+                 "mean_best_acc": float(np.mean([r["best_test_acc"] for r in runs])),
+                 "std_best_acc": float(np.std([r["best_test_acc"] for r in runs], ddof=1)) if len(runs) > 1 else 0.0}
+                for t, by in results["runs"].items() for s, runs in by.items()]
+    return speed, accuracy
 
 
 def table(rows: list[dict]) -> str:
@@ -170,41 +212,32 @@ def main(argv=None) -> None:
     flops = forward_flops(bench.arch, index["num_classes"])
     seeds = [int(s) for s in args.seeds.split(",")]
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    peak = bf16_peak(device)
     results = {"benchmark": args.benchmark, "epochs": args.epochs, "forward_gflop_per_image": flops / 1e9,
-               "device": device, "torch": torch.__version__, "runs": {}}
+               "device": device, "torch": torch.__version__, "commit": git_commit(), "bf16_peak_tflops": peak,
+               "runs": {}, "errors": {}, "speed": [], "accuracy": []}
+    print(f"{args.benchmark}, {args.epochs} epochs, {device}, torch {torch.__version__},"
+          f" {flops / 1e9:.3f} GFLOP/image forward, bf16 peak {peak or 'unknown'} TFLOP/s", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for trainer in trainers:
-            for strategy in args.strategies.split(","):
-                for first in range(0, len(seeds), trainer["pack"]):
-                    group = seeds[first : first + trainer["pack"]]
-                    if trainer["kind"] == "pipeline":
-                        histories = pipeline_runs(config, args.benchmark, strategy, group, recipe, Path(tmp),
-                                                  trainer["compile"])
-                    else:
-                        histories = [reference_run(config, args.benchmark, strategy, seed, recipe) for seed in group]
-                    for seed, history in zip(group, histories):
-                        results["runs"].setdefault(trainer["name"], {}).setdefault(strategy, []).append(
-                            {"seed": seed, "best_test_acc": history["best_test_acc"], "epochs": history["epochs"],
-                             "provenance": {"wall_seconds": history["provenance"]["wall_seconds"]}})
-    peak = bf16_peak(device)
-    speed = [summarize(t, [r for runs in results["runs"][t["name"]].values() for r in runs], flops,
-                       index["num_train"], index["num_test"], peak) for t in trainers]
-    for row in speed:
-        row["speedup_per_run"] = speed[0]["steady_epoch_per_run_s"] / row["steady_epoch_per_run_s"]
-    accuracy = [{"trainer": t, "strategy": s, "seeds": len(runs),
-                 "mean_best_acc": float(np.mean([r["best_test_acc"] for r in runs])),
-                 "std_best_acc": float(np.std([r["best_test_acc"] for r in runs], ddof=1)) if len(runs) > 1 else 0.0}
-                for t, by in results["runs"].items() for s, runs in by.items()]
-    results.update(speed=speed, accuracy=accuracy, bf16_peak_tflops=peak)
-    print(f"{args.benchmark}, {args.epochs} epochs, {device}, torch {torch.__version__},"
-          f" {flops / 1e9:.3f} GFLOP/image forward, bf16 peak {peak or 'unknown'} TFLOP/s\n")
-    print(table(speed) + "\n\n" + table(accuracy))
-    if args.concurrent:
-        pipeline = next((t["name"] for t in trainers if t["kind"] == "pipeline"), "pipeline")
-        results["concurrency"] = concurrency(args, [int(k) for k in args.concurrent.split(",")], pipeline)
-        print("\n" + table(results["concurrency"]))
+            try:
+                results["runs"][trainer["name"]] = measure(trainer, config, args, recipe, seeds, Path(tmp))
+            except Exception:  # record it and go on: one failing trainer must not lose the others' numbers
+                results["errors"][trainer["name"]] = traceback.format_exc()
+                print(f"trainer {trainer['name']} failed:\n{results['errors'][trainer['name']]}", flush=True)
+            results["speed"], results["accuracy"] = summaries(trainers, results, flops, index, peak)
+            if args.out:
+                write_json(args.out, results)
+        if results["speed"]:
+            print(table(results["speed"]) + "\n\n" + table(results["accuracy"]), flush=True)
+        if args.concurrent:
+            pipeline = next((t["name"] for t in trainers if t["kind"] == "pipeline"), "pipeline")
+            results["concurrency"] = concurrency(args, [int(k) for k in args.concurrent.split(",")], pipeline, Path(tmp))
+            print("\n" + table(results["concurrency"]), flush=True)
     if args.out:
         write_json(args.out, results)
+    if results["errors"]:
+        raise SystemExit(f"{len(results['errors'])} trainer(s) failed: {', '.join(results['errors'])}")
 
 
 if __name__ == "__main__":

@@ -98,7 +98,10 @@ def prepare(spec: RunSpec) -> Prepared:
 
 
 def git_commit() -> str:
-    """The repository's HEAD commit, with ``+dirty`` if the tree has changes; ``unknown`` outside git."""
+    """The repository's HEAD commit, with ``+dirty`` if the tree has changes; ``unknown`` outside git.
+    Where the code travels without ``.git`` (a copy on a GPU machine), ``LTBENCH_COMMIT`` names it."""
+    if os.environ.get("LTBENCH_COMMIT"):
+        return os.environ["LTBENCH_COMMIT"]
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,

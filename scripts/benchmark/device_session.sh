@@ -1,70 +1,99 @@
 #!/usr/bin/env bash
-# The GPU measurements of docs/performance.md as one prepared script for a machine that has
-# PyTorch but not Snakemake, in priority order; each step writes <name>.json and <name>.log
-# under $OUT (default results/speed) and a failed or timed-out step does not stop the others.
+# The device plan of docs/performance.md: two calls in one lent GPU session, on a machine with
+# PyTorch but not Snakemake. Every step has its own timeout, writes its JSON as soon as it ends,
+# and a failed step does not stop the next; everything goes to $OUT (at most 6 files per call).
 #
-#   scripts/benchmark/device_session.sh r32      # trainers side by side, ResNet-32 CIFAR-10-LT, 1-8 jobs
-#   scripts/benchmark/device_session.sh vgg      # the same for VGG-16-BN CIFAR-100-LT rho=50
-#   scripts/benchmark/device_session.sh parity   # 30-epoch accuracy parity, 3 seeds, ce + inverse_freq
-#   scripts/benchmark/device_session.sh full     # one 200-epoch packed, compiled ResNet-32 job
+#   scripts/benchmark/device_session.sh call1   # ~7 min: conv probe, then 4-epoch trainer speeds
+#   scripts/benchmark/device_session.sh call2   # ~5 min: ce, 3 seeds, 200 epochs, fastest setting
 #
-# Needs the materialized subsets under results/data/ (python scripts/materialize.py --dataset
-# cifar10 --ratio 100; --dataset cifar100 --ratio 50 for vgg), as folders or as
-# results/data/<id>.tar.xz archives, which are unpacked first. Each archive is about 50 MB
-# (xz -9), so a 64 MiB transfer carries one: r32, parity and full need cifar10-lt100, vgg
-# needs cifar100-lt50.
+# Data: results/data/<id>/ (materialized here), or results/data/<id>.tar.xz carried with the call
+# (unpacked with Python's tarfile; no xz binary needed). Provenance: set LTBENCH_COMMIT to the
+# commit (no .git travels). call2 picks the fastest configuration from call1's measurements, kept
+# in results/speed/ on the machine while it is warm, else uses $FULL_SETTING ("<compile> <pack>").
+# CPU dry run on tiny data: BENCHMARK=... CONFIG=... EPOCHS_FULL=2 PROBE_ARGS="--batch 8 --steps 2".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-OUT=${OUT:-results/speed}
-STEP_TIMEOUT=${STEP_TIMEOUT:-240}
-mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+PY=${PYTHON:-python3}
+OUT=${OUT:-results/speed/out}
+KEEP=results/speed  # survives between calls while the machine is warm ($OUT is emptied)
+BENCHMARK=${BENCHMARK:-resnet32-cifar10lt}
+CONFIG=${CONFIG:-config.yaml}
+EPOCHS_SPEED=${EPOCHS_SPEED:-4}
+EPOCHS_FULL=${EPOCHS_FULL:-200}
+LIMIT_FACTOR=${LIMIT_FACTOR:-1}  # stretch every step's limit (a CPU dry run compiles for minutes)
+mkdir -p "$OUT" "$KEEP"
 
-for archive in results/data/*.tar.xz; do
-    [ -e "$archive" ] && tar -xJf "$archive" -C results/data
-done
-{
-    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-    python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
-} | tee "$OUT/device.txt"
-
-speed() {  # speed NAME ARGS...: one speed.py invocation, bounded by STEP_TIMEOUT seconds
-    local name=$1
-    shift
-    echo "== $name: speed.py $*"
-    timeout "$STEP_TIMEOUT" python scripts/benchmark/speed.py "$@" --out "$OUT/$name.json" >"$OUT/$name.log" 2>&1
-    echo "   exit $? after ${SECONDS}s in all"
-    grep -E '^\|' "$OUT/$name.log" || tail -5 "$OUT/$name.log"
+step() {  # step NAME SECONDS CMD...: run CMD bounded by SECONDS (x LIMIT_FACTOR), report its exit status and time
+    local name=$1 limit=$(($2 * LIMIT_FACTOR)) t0=$SECONDS
+    shift 2
+    echo "== $name (limit ${limit}s): $*"
+    timeout --kill-after=10 "$limit" "$@"
+    echo "== $name: exit $? after $((SECONDS - t0))s (session ${SECONDS}s)"
 }
 
-case "${1:-r32}" in
-r32)
-    speed r32-eager --benchmark resnet32-cifar10lt --epochs 5 --seeds 0,1,2 \
-        --trainers reference,pipeline,pipeline:pack=3
-    speed r32-compiled --benchmark resnet32-cifar10lt --epochs 5 --seeds 0,1,2 \
-        --trainers pipeline:compile=reduce-overhead:pack=3
-    speed r32-compiled-single --benchmark resnet32-cifar10lt --epochs 5 --seeds 0 \
-        --trainers pipeline:compile=reduce-overhead
-    speed r32-concurrent --benchmark resnet32-cifar10lt --epochs 5 --seeds 0 \
-        --trainers pipeline --concurrent 1,2,4,8
+speed() {  # speed NAME LIMIT ARGS...: one speed.py measurement, JSON to $OUT and $KEEP
+    local name=$1 limit=$2
+    shift 2
+    step "$name" "$limit" $PY scripts/benchmark/speed.py --config "$CONFIG" --benchmark "$BENCHMARK" \
+        --epochs "$EPOCHS_SPEED" --out "$OUT/$name.json" "$@"
+    [ -f "$OUT/$name.json" ] && cp "$OUT/$name.json" "$KEEP/"
+}
+
+session() {
+echo "$1: commit ${LTBENCH_COMMIT:-unknown}, $(date -u +%FT%TZ)"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
+$PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"
+step unpack 120 $PY - <<'PY'
+import pathlib, tarfile
+for archive in sorted(pathlib.Path("results/data").glob("*.tar.xz")):
+    target = archive.with_name(archive.name[: -len(".tar.xz")])
+    if not (target / "cache.npz").is_file():
+        with tarfile.open(archive) as tar:
+            tar.extractall("results/data", filter="data")
+        print("unpacked", archive)
+PY
+
+case "$1" in
+call1)
+    step probe 75 $PY scripts/benchmark/conv_probe.py --runs 1,3,8 --out "$OUT/probe.json" ${PROBE_ARGS:-}
+    speed speed-eager 100 --seeds 0 --trainers reference,pipeline,pipeline:pack=3
+    speed speed-compiled 130 --seeds 0 --trainers pipeline:compile=reduce-overhead
+    speed speed-packed 160 --seeds 0,1,2 --trainers pipeline:compile=reduce-overhead:pack=3
     ;;
-vgg)
-    speed vgg-eager --benchmark vgg16bn-cifar100lt --epochs 3 --seeds 0,1,2 \
-        --trainers reference,pipeline,pipeline:pack=3
-    speed vgg-compiled --benchmark vgg16bn-cifar100lt --epochs 3 --seeds 0,1,2 \
-        --trainers pipeline:compile=reduce-overhead:pack=3
+call2)
+    read -r COMPILE PACK < <($PY scripts/benchmark/fastest.py "$KEEP"/speed-*.json --epochs "$EPOCHS_FULL" \
+        --fallback "${FULL_SETTING:-reduce-overhead 3}")
+    echo "fastest setting: compile $COMPILE, $PACK run(s) per process"
+    $PY - "$CONFIG" "$KEEP/full.yaml" "$COMPILE" "$EPOCHS_FULL" <<'PY'
+import sys, yaml
+config = yaml.safe_load(open(sys.argv[1]))
+config["train"]["compile"] = False if sys.argv[3] == "off" else sys.argv[3]
+config["recipe"]["epochs"] = int(sys.argv[4])
+yaml.safe_dump(config, open(sys.argv[2], "w"))
+PY
+    if [ "$PACK" -ge 3 ]; then groups=("0 1 2"); else groups=("0" "1" "2"); fi
+    for seeds in "${groups[@]}"; do
+        step "ce-seeds-${seeds// /-}" 500 $PY scripts/train.py --config "$KEEP/full.yaml" --benchmark "$BENCHMARK" \
+            --strategy ce $(printf -- "--seed %s " $seeds)
+    done
+    # the runs' own files (no model weights), one archive
+    $PY - "$BENCHMARK" "$OUT/runs.tar.gz" <<'PY'
+import pathlib, sys, tarfile
+with tarfile.open(sys.argv[2], "w:gz") as tar:
+    for path in sorted(pathlib.Path("results/runs", sys.argv[1]).glob("*/seed*/*")):
+        if path.name in ("history.json", "predictions.npz"):
+            tar.add(path)
+            print("packed", path)
+PY
     ;;
-parity)
-    STEP_TIMEOUT=${STEP_TIMEOUT_PARITY:-560}
-    speed r32-parity --benchmark resnet32-cifar10lt --epochs 30 --seeds 0,1,2 --strategies ce,inverse_freq \
-        --trainers pipeline:pack=3,reference
-    ;;
-full)
-    STEP_TIMEOUT=${STEP_TIMEOUT_FULL:-560}
-    speed r32-200 --benchmark resnet32-cifar10lt --epochs 200 --seeds 0,1,2 \
-        --trainers pipeline:compile=reduce-overhead:pack=3
-    ;;
+esac
+}
+
+case "${1:-}" in
+call1 | call2) session "$1" 2>&1 | tee -a "$OUT/session.log" ;;
 *)
-    echo "usage: $0 r32|vgg|parity|full" >&2
+    echo "usage: $0 call1|call2" >&2
     exit 2
     ;;
 esac

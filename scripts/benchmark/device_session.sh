@@ -57,9 +57,9 @@ PY
 case "$1" in
 call1)
     step probe 75 $PY scripts/benchmark/conv_probe.py --runs 1,3,8 --out "$OUT/probe.json" ${PROBE_ARGS:-}
-    speed speed-eager 100 --seeds 0 --trainers reference,pipeline,pipeline:pack=3
+    speed speed-eager 100 --seeds 0 --trainers reference,pipeline
     speed speed-compiled 130 --seeds 0 --trainers pipeline:compile=reduce-overhead
-    speed speed-packed 160 --seeds 0,1,2 --trainers pipeline:compile=reduce-overhead:pack=3
+    speed speed-packed 190 --seeds 0,1,2 --trainers pipeline:pack=3,pipeline:compile=reduce-overhead:pack=3
     ;;
 call2)
     read -r COMPILE PACK < <($PY scripts/benchmark/fastest.py "$KEEP"/speed-*.json --epochs "$EPOCHS_FULL" \

@@ -154,6 +154,9 @@ def concurrency(args, ks: list[int], trainer: str, workdir: Path) -> list[dict]:
 def measure(trainer: dict, config: dict, args, recipe: Recipe, seeds: list[int], workdir: Path) -> dict:
     """Every strategy and seed of ``args`` under ``trainer``: {strategy: [{"seed", "best_test_acc", "epochs",
     "provenance"}]} (packed trainers take the seeds ``pack`` at a time)."""
+    if len(seeds) % trainer["pack"]:
+        raise ValueError(f"trainer {trainer['name']} packs {trainer['pack']} runs per process: give a multiple of"
+                         f" {trainer['pack']} seeds, not {len(seeds)}")
     runs = {}
     for strategy in args.strategies.split(","):
         for first in range(0, len(seeds), trainer["pack"]):

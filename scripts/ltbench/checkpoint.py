@@ -1,8 +1,8 @@
 """Resumable training state, written atomically every few epochs.
 
 A checkpoint carries a fingerprint of everything the run depends on (spec, strategy
-weights, data checksums, library sources); a checkpoint whose fingerprint differs
-(the code or the configuration changed since) is ignored, never resumed.
+weights, data checksums, the meaning of the training code); a checkpoint whose fingerprint
+differs (the training code or the configuration changed since) is ignored, never resumed.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from typing import Any
 
 import torch
 
+from ltbench import code
 from ltbench.io import atomic_path
-
-LIBRARY = Path(__file__).resolve().parent
 
 
 @dataclass
@@ -37,10 +36,12 @@ class Progress:
 
 
 def fingerprint(description: dict[str, Any], strategy_source: Path) -> str:
-    """sha256 over the run description (JSON) and the sources of the ltbench package and the strategy."""
+    """sha256 over the run description (JSON) and the meaning (``ltbench.code``) of the training code:
+    ``scripts/train.py`` and the strategy file with every ``ltbench`` module they import. An edit
+    elsewhere (plots, tables), or to a comment or docstring, leaves a half-finished run resumable."""
     digest = hashlib.sha256(json.dumps(description, sort_keys=True, default=str).encode())
-    for path in sorted(LIBRARY.rglob("*.py")) + [strategy_source]:
-        digest.update(path.read_bytes())
+    files = sorted(set(code.closure(code.SCRIPTS / "train.py")) | set(code.closure(strategy_source)))
+    digest.update(code.fingerprint_lines(files).encode())
     return digest.hexdigest()
 
 

@@ -1,0 +1,91 @@
+"""What a piece of code means, for rerun decisions: pure Python (no torch), shared by the rules,
+the ``code`` rule's fingerprint files and the training checkpoints.
+
+- ``meaning(path)``: a Python file's abstract syntax tree with docstrings dropped, so that
+  comments, docstrings and formatting do not count; any other file's bytes.
+- ``closure(entry)``: the entry script and every ``ltbench`` module it imports, directly or
+  through other ``ltbench`` modules (read from ``import`` statements, nothing is executed).
+  Modules loaded by name at run time (strategies) are not in it: they are inputs of their own.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parents[1]  # the folder holding ltbench/ and the entry scripts
+PACKAGE = "ltbench"
+
+
+def _drop_docstrings(tree: ast.AST) -> ast.AST:
+    """Remove the docstring of the module and of every class and function in ``tree``."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def meaning(path: str | Path) -> bytes:
+    """What ``path`` means to the program: for Python, ``ast.dump`` of its tree without docstrings
+    (no line numbers); for anything else, its bytes."""
+    text = Path(path).read_bytes()
+    if Path(path).suffix != ".py":
+        return text
+    return ast.dump(_drop_docstrings(ast.parse(text, filename=str(path)))).encode()
+
+
+def digest(path: str | Path) -> str:
+    """sha256 of ``meaning(path)``."""
+    return hashlib.sha256(meaning(path)).hexdigest()
+
+
+def _module_file(name: str, root: Path) -> Path | None:
+    """The file of module ``name`` (``ltbench.x.y``) under ``root``, if it is one of ours."""
+    if name != PACKAGE and not name.startswith(PACKAGE + "."):
+        return None
+    base = root.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports(path: Path, root: Path) -> set[Path]:
+    """The ``ltbench`` files that ``path`` imports (with their packages' ``__init__.py``)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_bytes(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)  # from pkg import module
+    files = set()
+    for name in names:
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):  # a package's __init__ runs on import of its modules
+            found = _module_file(".".join(parts[:i]), root)
+            if found:
+                files.add(found)
+    return files
+
+
+def closure(entry: str | Path, root: Path | None = None) -> list[Path]:
+    """``entry`` and every ``ltbench`` file it imports, transitively, in path order (modules are
+    looked up under ``root``, by default ``SCRIPTS``)."""
+    root = root or SCRIPTS
+    seen, todo = set(), [Path(entry).resolve()]
+    while todo:
+        path = todo.pop()
+        if path not in seen:
+            seen.add(path)
+            todo.extend(_imports(path, root) - seen)
+    return sorted(seen)
+
+
+def fingerprint_lines(paths: list[str | Path]) -> str:
+    """``<digest>  <path>`` per file, in the given order: the text of a ``code`` fingerprint file."""
+    return "".join(f"{digest(p)}  {p}\n" for p in paths)

@@ -1,0 +1,73 @@
+"""The device plan's script runs on a CPU: call 2 trains and archives the runs' own files, and
+the fastest measured setting is the one with the least time per run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+
+import yaml
+
+from conftest import REPO, tiny_config
+from datagen import write_image_folder
+from ltbench import data
+
+
+def speed_rows(*rows):
+    return {"speed": [dict(zip(("trainer", "runs_per_process", "first_epoch_s", "steady_epoch_s"), row))
+                      for row in rows]}
+
+
+def fastest(tmp_path, *measurements, epochs=200):
+    paths = []
+    for i, measurement in enumerate(measurements):
+        paths.append(tmp_path / f"speed-{i}.json")
+        paths[-1].write_text(json.dumps(measurement))
+    proc = subprocess.run(["python", str(REPO / "scripts/benchmark/fastest.py"), *map(str, paths), "--epochs",
+                           str(epochs)], capture_output=True, text=True, check=True)
+    return proc.stdout.strip()
+
+
+def test_fastest_setting_counts_compilation_once_per_process(tmp_path):
+    eager = speed_rows(("reference", 1, 2.0, 1.8), ("pipeline", 1, 1.2, 1.0))
+    compiled = speed_rows(("pipeline:compile=reduce-overhead", 1, 60.0, 0.3))
+    packed = speed_rows(("pipeline:compile=reduce-overhead:pack=3", 3, 90.0, 0.6))
+    # per run: eager 200 s; compiled 60 + 199 * 0.3 = 120 s; packed (90 + 199 * 0.6) / 3 = 70 s
+    assert fastest(tmp_path, eager, compiled, packed) == "reduce-overhead 3"
+    # over 4 epochs compilation dominates: eager wins
+    assert fastest(tmp_path, eager, compiled, packed, epochs=4) == "off 1"
+    failed = {"speed": [], "errors": {"pipeline:compile=reduce-overhead": "Traceback ..."}}
+    assert fastest(tmp_path, failed) == "reduce-overhead 3"  # nothing measured: the fallback
+
+
+def test_call2_trains_the_seeds_and_archives_their_files(tmp_path):
+    shutil.copytree(REPO / "scripts", tmp_path / "scripts", ignore=shutil.ignore_patterns("__pycache__"))
+    write_image_folder(tmp_path / "folder", num_classes=4, train_per_class=10, test_per_class=3)
+    subset = tmp_path / "results/data/folder-lt5"
+    data.materialize("imagefolder", str(tmp_path / "folder"), 5, 0, str(subset / "index.json"),
+                     str(subset / "cache.npz"))
+    with tarfile.open(tmp_path / "results/data/folder-lt5.tar.xz", "w:xz") as tar:
+        tar.add(subset, arcname="folder-lt5")
+    shutil.rmtree(subset)  # the script must unpack the carried archive
+    config = tiny_config()
+    config["datasets"] = {"folder": {"format": "imagefolder", "path": "folder"}}
+    config["benchmarks"] = {"resnet32-folder": {"arch": "resnet32", "dataset": "folder", "imbalance_ratio": 5}}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "BENCHMARK": "resnet32-folder", "CONFIG": "tiny.yaml",
+           "EPOCHS_FULL": "1", "FULL_SETTING": "off 3", "PYTHON": "python", "LTBENCH_COMMIT": "c0ffee"}
+    proc = subprocess.run(["bash", str(tmp_path / "scripts/benchmark/device_session.sh"), "call2"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    log = (tmp_path / "out/session.log").read_text()
+    assert "fastest setting: compile off, 3 run(s) per process" in log and "unpacked" in log
+    assert "== ce-seeds-0-1-2: exit 0" in log
+    with tarfile.open(tmp_path / "out/runs.tar.gz") as tar:
+        names = sorted(tar.getnames())
+        history = json.load(tar.extractfile("results/runs/resnet32-folder/ce/seed1/history.json"))
+    assert names == [f"results/runs/resnet32-folder/ce/seed{s}/{f}" for s in range(3)
+                     for f in ("history.json", "predictions.npz")]
+    assert history["provenance"]["commit"] == "c0ffee" and history["provenance"]["trained_with_seeds"] == [0, 1, 2]
+    assert history["recipe"]["epochs"] == 1

@@ -69,5 +69,5 @@ def test_a_checkpoint_survives_edits_that_do_not_change_the_run(tmp_path, monkey
     edit("ltbench/losses.py", '"""', '"""Reworded. ')
     assert checkpoint.fingerprint(description, strategy) == stamp
     assert checkpoint.fingerprint({"seed": 1}, strategy) != stamp
-    edit("ltbench/losses.py", "scale: float = 30.0", "scale: float = 31.0")  # LDAM's default: the run changes
+    edit("ltbench/weights.py", "weights * len(counts)", "weights * 2 * len(counts)")  # the strategy's weights change
     assert checkpoint.fingerprint(description, strategy) != stamp

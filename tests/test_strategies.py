@@ -64,15 +64,17 @@ def test_strategy_receives_the_documented_config(monkeypatch):
         seen.update(config, counts=class_counts.tolist(), num_classes=num_classes)
         return torch.ones(num_classes)
 
-    install(monkeypatch, "spy", compute_class_weights)
+    install(monkeypatch, "spy", compute_class_weights, params={"alpha": 1, "beta": 0.5})
     strategies.resolve(Strategy("spy", "spy", {"alpha": 2}), COUNTS, CONTEXT)
-    assert seen == {**CONTEXT, "total_samples": 111, "alpha": 2, "counts": [100.0, 10.0, 1.0], "num_classes": 3}
+    assert seen == {**CONTEXT, "total_samples": 111, "alpha": 2, "beta": 0.5, "counts": [100.0, 10.0, 1.0],
+                    "num_classes": 3}
 
 
-def install(monkeypatch, name, weights_fn, offsets_fn=None):
-    """Register an in-memory strategy module ``ltbench.strategies.<name>``."""
+def install(monkeypatch, name, weights_fn, offsets_fn=None, params=None):
+    """Register an in-memory strategy module ``ltbench.strategies.<name>`` declaring ``params``."""
     module = types.ModuleType(f"ltbench.strategies.{name}")
     module.compute_class_weights = weights_fn
+    module.PARAMS = params or {}
     if offsets_fn is not None:
         module.compute_logit_offsets = offsets_fn
     monkeypatch.setitem(sys.modules, module.__name__, module)

@@ -35,7 +35,7 @@ class Focal:
         return weighted_mean(per_sample, targets, weight)
 
 
-def ldam_margins(class_counts: torch.Tensor, max_margin: float = 0.5) -> torch.Tensor:
+def ldam_margins(class_counts: torch.Tensor, max_margin: float) -> torch.Tensor:
     """m_c = K / n_c^(1/4), with K chosen so that the largest margin is ``max_margin`` (Cao et al. 2019)."""
     raw = class_counts.double().pow(-0.25)
     return (raw * (max_margin / raw.max())).float()
@@ -44,7 +44,7 @@ def ldam_margins(class_counts: torch.Tensor, max_margin: float = 0.5) -> torch.T
 class LDAM:
     """LDAM loss on cosine logits: CE(s * (z - m_y e_y)), the target logit lowered by its class margin."""
 
-    def __init__(self, margins: torch.Tensor, scale: float = 30.0) -> None:
+    def __init__(self, margins: torch.Tensor, scale: float) -> None:
         self.margins, self.scale = margins, scale
 
     def __call__(self, logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

@@ -38,7 +38,7 @@ def adjust_run(spec: Strategy, history: dict[str, Any], predictions: dict[str, n
     if not callable(getattr(module, "adjust_logits", None)):
         raise strategies.StrategyError(f"strategy {spec.name!r} has a 'base' run but defines no adjust_logits()")
     counts = torch.as_tensor(history["class_counts"], dtype=torch.float64)
-    config = strategies.strategy_config(spec, counts, context)
+    config = strategies.strategy_config(spec, module, counts, context)
     labels = predictions["labels"]
     adjusted, accuracy = {}, {}
     for which in ("best", "last"):

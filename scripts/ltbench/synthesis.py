@@ -62,9 +62,9 @@ def sinkhorn(cost: torch.Tensor, groups: torch.Tensor, valid: torch.Tensor, epsi
 class MinoritySynthesizer:
     """Feature banks, synthesis and the combined loss (see the module docstring)."""
 
-    def __init__(self, class_counts: torch.Tensor, start_epoch: int, bank_size: int = 64, tau: float = 0.9,
-                 steps: int = 5, step: float = 0.1, epsilon: float = 0.1, sinkhorn_iters: int = 200,
-                 lambda1: float = 0.5, lambda2: float = 0.5) -> None:
+    def __init__(self, class_counts: torch.Tensor, start_epoch: int, *, bank_size: int, tau: float, steps: int,
+                 step: float, epsilon: float, sinkhorn_iters: int, lambda1: float, lambda2: float) -> None:
+        """The settings are ``minority_synthesis``'s parameters (defaults: its ``PARAMS``)."""
         self.counts = class_counts.float()
         self.params = dict(start_epoch=start_epoch, bank_size=bank_size, tau=tau, steps=steps, step=step,
                            epsilon=epsilon, sinkhorn_iters=sinkhorn_iters, lambda1=lambda1, lambda2=lambda2)

@@ -40,7 +40,8 @@ from typing import Any, Sequence
 
 import torch
 
-from ltbench.config import Strategy
+from ltbench import params
+from ltbench.config import ConfigError, Strategy
 from ltbench.losses import CrossEntropy
 from ltbench.samplers import InstanceSampler
 
@@ -109,7 +110,7 @@ def resolve(spec: Strategy, class_counts: Sequence[int], context: dict[str, Any]
     module = load(spec)
     counts = torch.as_tensor(list(class_counts), dtype=torch.float64)
     num_classes = len(counts)
-    config = strategy_config(spec, counts, context)
+    config = strategy_config(spec, module, counts, context)
     weights = torch.ones(num_classes)
     if callable(getattr(module, "compute_class_weights", None)):
         weights = _call(spec, module.compute_class_weights, "class weights", counts, num_classes, config)
@@ -125,16 +126,22 @@ def resolve(spec: Strategy, class_counts: Sequence[int], context: dict[str, Any]
     return Method(weights, offsets, getattr(module, "TYPE", "custom"), **extra)
 
 
-def strategy_config(spec: Strategy, counts: torch.Tensor, context: dict[str, Any]) -> dict[str, Any]:
-    """The ``config`` a strategy sees: the run context, ``total_samples`` and its parameters.
+def strategy_config(spec: Strategy, module: ModuleType, counts: torch.Tensor, context: dict[str, Any]) -> dict[str, Any]:
+    """The ``config`` a strategy sees: the run context, ``total_samples`` and its parameters (its
+    file's ``PARAMS`` defaults under the configured values; see ltbench.params).
 
-    A parameter may not shadow a context key (``epochs``, ``arch``, ...): that is a ``StrategyError``.
+    A parameter may not shadow a context key (``epochs``, ``arch``, ...): that is a ``StrategyError``,
+    and so is an unknown or mistyped parameter.
     """
     base = {**context, "total_samples": int(counts.sum())}
-    clash = sorted(set(spec.params) & set(base))
+    try:
+        own = params.effective(spec, params.of_module(module))
+    except ConfigError as exc:
+        raise StrategyError(str(exc)) from None
+    clash = sorted(set(own) & set(base))
     if clash:
         raise StrategyError(f"strategy {spec.name!r}: parameters {clash} shadow the run context; rename them")
-    return {**base, **spec.params}
+    return {**base, **own}
 
 
 def _check_configuration(spec: Strategy, extra: Any) -> None:

@@ -3,6 +3,7 @@
 from ltbench import weights
 
 TYPE = "logit adjustment"
+PARAMS = {}
 
 
 def compute_logit_offsets(class_counts, num_classes, config):

@@ -5,11 +5,12 @@ from ltbench import schedules
 from ltbench.samplers import ClassPowerSampler
 
 TYPE = "deferred"
+PARAMS = {"q": 0.0, "defer_epoch": None}
 
 
 def configure(class_counts, num_classes, config):
     """Class-power sampler from the deferral epoch on."""
     return {
-        "sampler": ClassPowerSampler(float(config.get("q", 0.0))),
+        "sampler": ClassPowerSampler(float(config["q"])),
         "sampler_from_epoch": schedules.defer_epoch(config),
     }

@@ -6,8 +6,9 @@ Parameter: ``beta`` in [0, 1), default 0.9999.
 from ltbench import weights
 
 TYPE = "static reweighting"
+PARAMS = {"beta": 0.9999}
 
 
 def compute_class_weights(class_counts, num_classes, config):
     """w_c = (1 - beta) / (1 - beta^n_c), rescaled so that sum_c w_c = C."""
-    return weights.effective_number(class_counts, float(config.get("beta", 0.9999)))
+    return weights.effective_number(class_counts, float(config["beta"]))

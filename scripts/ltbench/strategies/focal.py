@@ -7,15 +7,16 @@ from ltbench import weights
 from ltbench.losses import Focal
 
 TYPE = "loss"
+PARAMS = {"gamma": 1.0, "beta": None}
 
 
 def compute_class_weights(class_counts, num_classes, config):
     """Effective-number weights if ``beta`` is set, else 1."""
-    if "beta" in config:
+    if config["beta"] is not None:
         return weights.effective_number(class_counts, float(config["beta"]))
     return torch.ones(num_classes)
 
 
 def configure(class_counts, num_classes, config):
     """Focal loss with the configured gamma."""
-    return {"loss": Focal(float(config.get("gamma", 1.0)))}
+    return {"loss": Focal(float(config["gamma"]))}

@@ -3,6 +3,7 @@
 from ltbench import weights
 
 TYPE = "static reweighting"
+PARAMS = {}
 
 
 def compute_class_weights(class_counts, num_classes, config):

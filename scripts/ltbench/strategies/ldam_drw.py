@@ -9,18 +9,19 @@ from ltbench import schedules, weights
 from ltbench.losses import LDAM, ldam_margins
 
 TYPE = "margin"
+PARAMS = {"max_margin": 0.5, "scale": 30.0, "beta": 0.9999, "defer_epoch": None}
 
 
 def compute_class_weights(class_counts, num_classes, config):
     """Effective-number weights, in force from the deferral epoch."""
-    return weights.effective_number(class_counts, float(config.get("beta", 0.9999)))
+    return weights.effective_number(class_counts, float(config["beta"]))
 
 
 def configure(class_counts, num_classes, config):
     """LDAM loss on a cosine head, deferred weights."""
-    margins = ldam_margins(class_counts, float(config.get("max_margin", 0.5)))
+    margins = ldam_margins(class_counts, float(config["max_margin"]))
     return {
-        "loss": LDAM(margins, float(config.get("scale", 30.0))),
+        "loss": LDAM(margins, float(config["scale"])),
         "head": "cosine",
         "weights_from_epoch": schedules.defer_epoch(config),
     }

@@ -4,8 +4,9 @@
 from ltbench import weights
 
 TYPE = "logit adjustment"
+PARAMS = {"tau": 1.0}
 
 
 def compute_logit_offsets(class_counts, num_classes, config):
     """o_c = tau * log(n_c / N), added to the logits in the training loss only."""
-    return float(config.get("tau", 1.0)) * weights.log_prior(class_counts)
+    return float(config["tau"]) * weights.log_prior(class_counts)

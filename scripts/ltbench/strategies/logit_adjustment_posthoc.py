@@ -4,8 +4,10 @@
 from ltbench import weights
 
 TYPE = "logit adjustment"
+PARAMS = {"tau": 1.0}
+BUILDS_ON = "base"
 
 
 def adjust_logits(logits, class_counts, num_classes, config):
     """z'_c = z_c - tau * log(n_c / N)."""
-    return logits - float(config.get("tau", 1.0)) * weights.log_prior(class_counts).to(logits.dtype)
+    return logits - float(config["tau"]) * weights.log_prior(class_counts).to(logits.dtype)

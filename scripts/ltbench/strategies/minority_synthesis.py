@@ -9,16 +9,20 @@ from ltbench import schedules, weights
 from ltbench.synthesis import MinoritySynthesizer
 
 TYPE = "synthesis"
+PARAMS = {
+    "beta": 0.999, "tau": 0.9, "lambda1": 0.5, "lambda2": 0.5, "epsilon": 0.1, "sinkhorn_iters": 200, "steps": 5,
+    "step": 0.1, "bank_size": 64, "defer_epoch": None,
+}
 
 
 def compute_class_weights(class_counts, num_classes, config):
     """Effective-number weights (beta), in force from the start epoch."""
-    return weights.effective_number(class_counts, float(config.get("beta", 0.999)))
+    return weights.effective_number(class_counts, float(config["beta"]))
 
 
 def configure(class_counts, num_classes, config):
     """The synthesizer, starting at the deferral epoch."""
     start = schedules.defer_epoch(config)
     names = ("bank_size", "tau", "steps", "step", "epsilon", "sinkhorn_iters", "lambda1", "lambda2")
-    options = {name: config[name] for name in names if name in config}
+    options = {name: config[name] for name in names}
     return {"feature_hook": MinoritySynthesizer(class_counts, start, **options), "weights_from_epoch": start}

@@ -4,13 +4,14 @@ expected per-batch effective sample size stays above a fraction ``kappa`` (defau
 import torch
 
 TYPE = "static reweighting"
+PARAMS = {"kappa": 0.5}
 
 
 def compute_class_weights(class_counts, num_classes, config):
     """w_c = (n̄ / n_c)^p with n̄ = N / C and p the largest value in [0, 1] with ESS(p) >= kappa, where
     ESS(p) = (sum_c n_c^(1-p))^2 / (N sum_c n_c^(1-2p)) = (E_pi w)^2 / E_pi w^2, decreasing in p.
     kappa = 1 gives ce; kappa <= ESS(1) = C^2 / (N sum_c 1/n_c) gives inverse_freq."""
-    kappa = float(config.get("kappa", 0.5))
+    kappa = float(config["kappa"])
     if not 0.0 < kappa <= 1.0:
         raise ValueError(f"kappa must be in (0, 1], got {kappa}")
     log_n, total = class_counts.log(), class_counts.sum()

@@ -4,11 +4,12 @@ logit-adjusted to the plain cross-entropy gradient for a sample fitted with marg
 class of mean size."""
 
 TYPE = "static reweighting"
+PARAMS = {"smoothing": 0.25}
 
 
 def compute_class_weights(class_counts, num_classes, config):
     """w_c = n̄ / (n_c + smoothing * n̄), n̄ = N / C: smoothing 0 gives inverse_freq, smoothing -> inf gives ce."""
-    smoothing = float(config.get("smoothing", 0.25))
+    smoothing = float(config["smoothing"])
     if smoothing < 0:
         raise ValueError(f"smoothing must be >= 0, got {smoothing}")
     mean = class_counts.mean()

@@ -3,6 +3,7 @@
 from ltbench.samplers import OverSampler
 
 TYPE = "resampling"
+PARAMS = {}
 
 
 def configure(class_counts, num_classes, config):

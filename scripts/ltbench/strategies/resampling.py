@@ -4,8 +4,9 @@ class c with probability n_c^q / sum_k n_k^q. Parameter ``q``: 0 class-balanced 
 from ltbench.samplers import ClassPowerSampler
 
 TYPE = "resampling"
+PARAMS = {"q": 0.0}
 
 
 def configure(class_counts, num_classes, config):
     """Sampler only; the loss is plain cross-entropy."""
-    return {"sampler": ClassPowerSampler(float(config.get("q", 0.0)))}
+    return {"sampler": ClassPowerSampler(float(config["q"]))}

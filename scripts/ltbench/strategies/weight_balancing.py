@@ -7,21 +7,26 @@ default 0.9999), weight decay (``classifier_weight_decay``, default 0.1) and per
 from ltbench import weights
 
 TYPE = "two-stage"
+PARAMS = {
+    "beta": 0.9999, "classifier_epochs": 10, "classifier_lr": 0.01, "classifier_weight_decay": 0.1,
+    "maxnorm_thresh": 0.1,
+}
+BUILDS_ON = "stage1"
 
 
 def compute_class_weights(class_counts, num_classes, config):
     """Class-balanced loss weights: effective number with ``beta``."""
-    return weights.effective_number(class_counts, float(config.get("beta", 0.9999)))
+    return weights.effective_number(class_counts, float(config["beta"]))
 
 
 def configure(class_counts, num_classes, config):
     """Classifier-only fine-tuning with MaxNorm and its own short schedule."""
     return {
         "trainable": "classifier",
-        "max_norm": float(config.get("maxnorm_thresh", 0.1)),
+        "max_norm": float(config["maxnorm_thresh"]),
         "recipe": {
-            "epochs": int(config.get("classifier_epochs", 10)),
-            "lr": float(config.get("classifier_lr", 0.01)),
-            "weight_decay": float(config.get("classifier_weight_decay", 0.1)),
+            "epochs": int(config["classifier_epochs"]),
+            "lr": float(config["classifier_lr"]),
+            "weight_decay": float(config["classifier_weight_decay"]),
         },
     }

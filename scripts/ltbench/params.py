@@ -1,0 +1,106 @@
+"""A strategy's declared parameters, checked against its config entry before anything runs.
+
+Each strategy file declares, as module-level literals read here from its source (nothing is
+imported, so ``snakemake --dry-run`` checks them without torch):
+
+- ``PARAMS = {"name": default, ...}``: every parameter it reads, with its one default. The
+  default's type is the parameter's type (a float default accepts ints too); ``None`` marks an
+  optional number that the strategy computes or ignores when absent (e.g. ``defer_epoch``).
+- ``BUILDS_ON = "stage1"`` (a second stage: fine-tunes the final model of the trained strategy
+  named by its ``stage1:`` key) or ``"base"`` (post-hoc: adjusts the test logits of the trained
+  strategy named by ``base:``); absent for a strategy trained from scratch.
+
+``effective`` returns the parameters a run uses (the entry's values over the defaults) or raises
+``ConfigError`` naming the strategy, the key and the keys it knows; ``ltbench.config.strategy``
+calls it, so the rules (at ``snakemake --dry-run``) and the plain commands check alike.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ltbench.config import ConfigError, Strategy
+
+UPSTREAM_KEYS = ("stage1", "base")
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """What a strategy file declares: parameter defaults and what it builds on."""
+
+    params: dict[str, Any]
+    builds_on: str | None = None
+
+
+def declaration(source: Path) -> Declaration:
+    """``PARAMS`` and ``BUILDS_ON`` of the strategy file ``source`` (empty and None where absent)."""
+    found = {}
+    for node in ast.parse(source.read_bytes(), filename=str(source)).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name = node.targets[0].id
+            if name in ("PARAMS", "BUILDS_ON"):
+                try:
+                    found[name] = ast.literal_eval(node.value)
+                except ValueError:
+                    raise ConfigError(f"{source.name}: {name} must be a literal (numbers, strings, None)") from None
+    builds_on = found.get("BUILDS_ON")
+    if builds_on not in (None, *UPSTREAM_KEYS):
+        raise ConfigError(f"{source.name}: BUILDS_ON must be one of {', '.join(UPSTREAM_KEYS)}, got {builds_on!r}")
+    return Declaration(dict(found.get("PARAMS", {})), builds_on)
+
+
+def _kind(default: Any) -> str:
+    """The type a value must have, named for messages."""
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, str):
+        return "a string"
+    if isinstance(default, int):
+        return "an integer"
+    return "a number"
+
+
+def _fits(value: Any, default: Any) -> bool:
+    """Whether ``value`` has the type of ``default`` (see the module docstring); numbers must be finite."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return False
+    return isinstance(value, int) if isinstance(default, int) else True
+
+
+def of_module(module: Any) -> Declaration:
+    """The declaration of an imported strategy module (its ``PARAMS`` and ``BUILDS_ON`` attributes)."""
+    return Declaration(dict(getattr(module, "PARAMS", {})), getattr(module, "BUILDS_ON", None))
+
+
+def effective(spec: Strategy, decl: Declaration | None = None) -> dict[str, Any]:
+    """The parameters of ``spec`` with its file's defaults filled in (upstream keys left out), after
+    checking every key's name and type, and that the entry names an upstream exactly when the file
+    builds on one (``ltbench.config.strategy`` checks that the upstream is a trained strategy).
+    ``decl`` defaults to the declaration read from the strategy's file."""
+    decl = decl or declaration(spec.source)
+    where = f"strategy {spec.name!r} ({spec.source.name})"
+    given = {k: v for k, v in spec.params.items() if k not in UPSTREAM_KEYS}
+    unknown = sorted(set(given) - set(decl.params))
+    if unknown:
+        known = ", ".join(sorted(decl.params)) or "none"
+        raise ConfigError(f"{where}: unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)};"
+                          f" it knows: {known}")
+    for key, value in given.items():
+        if not _fits(value, decl.params[key]):
+            raise ConfigError(f"{where}: parameter {key} must be {_kind(decl.params[key])}, got {value!r}")
+    keys = [k for k in UPSTREAM_KEYS if k in spec.params]
+    if decl.builds_on is None and keys:
+        raise ConfigError(f"{where}: builds on no other strategy, so '{keys[0]}:' is not one of its keys")
+    if decl.builds_on is not None and keys != [decl.builds_on]:
+        role = "a second stage" if decl.builds_on == "stage1" else "a post-hoc correction"
+        raise ConfigError(f"{where}: is {role}; set '{decl.builds_on}:' to the trained strategy it builds on"
+                          + (f" (not '{keys[0]}:')" if keys else ""))
+    return {**decl.params, **given}

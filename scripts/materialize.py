@@ -1,33 +1,41 @@
-"""Materialize one long-tailed subset: its index JSON and uint8 cache.
+"""Materialize one training subset (long-tailed, or the data as it is): its index JSON and uint8 cache.
 
 As a plain command:
     python scripts/materialize.py --dataset cifar10 --ratio 100
-(writes results/data/cifar10-lt100/{index.json,cache.npz}); as the Snakemake rule
-``materialize`` it takes the same from the ``snakemake`` object.
+    python scripts/materialize.py --dataset mine --ratio natural
+(writes results/data/cifar10-lt100/{index.json,cache.npz}, results/data/mine-ltnatural/...);
+as the Snakemake rule ``materialize`` it takes the same from the ``snakemake`` object.
 """
 
 import argparse
 
 from ltbench import config as cfg
 from ltbench.data import materialize
+from ltbench.images import IMAGE_SIZE
 from ltbench.logs import redirect_to_log
 
 
-def materialize_from_config(config: dict, dataset: str, ratio: float, index_path: str, cache_path: str) -> None:
-    """Materialize ``dataset`` at ``ratio`` with the config's data root, download flag and subset seed."""
+def materialize_from_config(
+    config: dict, dataset: str, ratio: float | str, index_path: str, cache_path: str
+) -> None:
+    """Materialize ``dataset`` at ``ratio`` (a number or ``natural``) with the dataset entry's settings and the
+    config's data root, download flag, subset seed and cache limit."""
     entry = cfg.dataset(config, dataset)
     data = config["data"]
-    location = entry.get("path", data["root"])
-    index = materialize(entry["format"], location, ratio, data["subset_seed"], index_path, cache_path, data["download"])
-    print(f"{dataset} rho={ratio}: {index['num_train']} train images, counts {index['class_counts']},"
-          f" {index['num_test']} test images")
+    index = materialize(
+        entry["format"], entry.get("path", data["root"]), ratio, data["subset_seed"], index_path, cache_path,
+        data["download"], image_size=entry.get("image_size", IMAGE_SIZE), test_fraction=entry.get("test_fraction"),
+        test_per_class=entry.get("test_per_class"), cache_limit_gb=data.get("cache_limit_gb"),
+    )
+    print(f"{dataset} rho={ratio} (actual {index['actual_imbalance_ratio']:g}), {index['image_size']}px:"
+          f" {index['num_train']} train images, counts {index['class_counts']}, {index['num_test']} test images")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="config.yaml")
     parser.add_argument("--dataset", required=True)
-    parser.add_argument("--ratio", type=float, required=True)
+    parser.add_argument("--ratio", type=cfg.parse_ratio, required=True, help="a number, or natural")
     args = parser.parse_args(argv)
     config = cfg.load_config(args.config)
     out = cfg.DATA_DIR.format(data_id=f"{args.dataset}-lt{cfg.format_ratio(args.ratio)}")
@@ -37,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
 if "snakemake" in globals():
     sm = globals()["snakemake"]
     with redirect_to_log(sm.log[0]):
-        materialize_from_config(sm.config, sm.wildcards.dataset, float(sm.wildcards.ratio), sm.output.index,
-                                sm.output.cache)
+        materialize_from_config(sm.config, sm.wildcards.dataset, cfg.parse_ratio(sm.wildcards.ratio),
+                                sm.output.index, sm.output.cache)
 elif __name__ == "__main__":
     main()

@@ -9,10 +9,13 @@ from pathlib import Path
 import numpy as np
 
 
-def class_images(rng: np.random.Generator, label: int, count: int) -> np.ndarray:
-    """``count`` 32x32 RGB uint8 images whose mean colour depends on ``label`` (so they are learnable)."""
+def class_images(
+    rng: np.random.Generator, label: int, count: int, shape: tuple[int, int] = (32, 32)
+) -> np.ndarray:
+    """``count`` RGB uint8 images of ``shape`` (height, width) whose mean colour depends on ``label``
+    (so they are learnable)."""
     base = np.array([(label * 53) % 256, (label * 97) % 256, (label * 151) % 256], np.int16)
-    noise = rng.integers(-40, 41, size=(count, 32, 32, 3))
+    noise = rng.integers(-40, 41, size=(count, *shape, 3))
     return np.clip(base + noise, 0, 255).astype(np.uint8)
 
 
@@ -59,14 +62,20 @@ def write_cifar_python(root: Path, fmt: str, train_per_class: int, test_per_clas
     return md5
 
 
-def write_image_folder(root: Path, num_classes: int, train_per_class: int, test_per_class: int, seed: int = 0) -> None:
-    """Write ``root/{train,test}/<class>/<n>.png`` with ``num_classes`` classes."""
+def write_class_folders(
+    folder: Path, counts: list[int], rng: np.random.Generator, shape: tuple[int, int] = (32, 32), mode: str = "RGB"
+) -> None:
+    """Write ``folder/c<label>/<n>.png``: ``counts[label]`` images of ``shape`` saved in PIL ``mode`` (L, RGBA...)."""
     from PIL import Image
 
+    for label, count in enumerate(counts):
+        (folder / f"c{label}").mkdir(parents=True, exist_ok=True)
+        for i, img in enumerate(class_images(rng, label, count, shape)):
+            Image.fromarray(img).convert(mode).save(folder / f"c{label}" / f"{i:05d}.png")
+
+
+def write_image_folder(root: Path, num_classes: int, train_per_class: int, test_per_class: int, seed: int = 0) -> None:
+    """Write ``root/{train,test}/<class>/<n>.png`` with ``num_classes`` classes."""
     rng = np.random.default_rng(seed)
     for split, per_class in (("train", train_per_class), ("test", test_per_class)):
-        for label in range(num_classes):
-            folder = root / split / f"c{label}"
-            folder.mkdir(parents=True, exist_ok=True)
-            for i, img in enumerate(class_images(rng, label, per_class)):
-                Image.fromarray(img).save(folder / f"{i:05d}.png")
+        write_class_folders(root / split, [per_class] * num_classes, rng)

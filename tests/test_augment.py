@@ -58,3 +58,15 @@ def test_normalize_matches_to_tensor_then_normalize():
     mean, std = torch.tensor([0.49, 0.48, 0.45]), torch.tensor([0.25, 0.24, 0.26])
     expected = TF.normalize(x.float() / 255, mean.tolist(), std.tolist())
     assert torch.allclose(augment.normalize(x, mean, std), expected, atol=1e-6)
+
+
+def test_crop_follows_the_input_size():
+    """Any image size (a dataset's image_size), square or not: same as torchvision's pad then crop at H x W."""
+    for h, w in ((64, 64), (28, 40)):
+        x = torch.randint(0, 256, (5, 3, h, w), dtype=torch.uint8, generator=torch.Generator().manual_seed(h))
+        offsets = augment.crop_offsets(len(x), 4, torch.Generator().manual_seed(3), CPU)
+        out = augment.crop(x, offsets, 4)
+        assert out.shape == x.shape
+        for img, (top, left), got in zip(x, offsets.tolist(), out):
+            assert torch.equal(got, TF.crop(TF.pad(img, [4], fill=0), top, left, h, w))
+        assert augment.augment(x, 4, True, torch.Generator().manual_seed(0)).shape == x.shape

@@ -39,6 +39,14 @@ CASES = {
     "imagefolder-without-path": (
         lambda c: c["datasets"].update(mine={"format": "imagefolder"}), "'path' is a required property"
     ),
+    "ratio-neither-number-nor-natural": (
+        lambda c: c["benchmarks"]["resnet32-cifar10lt"].update(imbalance_ratio="natral"), "'natral' does not match"
+    ),
+    "manifest-without-path": (lambda c: c["datasets"].update(mine={"format": "manifest"}), "'path' is a required"),
+    "two-split-sizes": (
+        lambda c: c["datasets"]["cifar10"].update(test_fraction=0.1, test_per_class=5),
+        "dataset 'cifar10' sets both test_fraction and test_per_class",
+    ),
     "bad-device": (lambda c: c["train"].update(device="tpu"), "'tpu' is not one of"),
 }
 

@@ -43,11 +43,20 @@ def test_real_cifar10_png_subset(tmp_path):
     source = data.load_source("imagefolder", str(root))
     assert source.classes[:3] == ["airplane", "automobile", "bird"]
     # file names give each image's position in the official order: reorder and compare fingerprints
-    for split, images, expected in (("train", source.train_x, CIFAR10_TRAIN_SHA1), ("test", source.test_x, CIFAR10_TEST_SHA1)):
+    train_x, test_x = source.train.pixels(), source.test.pixels()
+    official = {}
+    for split, images, expected in (("train", train_x, CIFAR10_TRAIN_SHA1), ("test", test_x, CIFAR10_TEST_SHA1)):
         files = sorted((root / split).glob("*/*.png"), key=lambda p: (p.parent.name, p.name))
-        official = np.argsort([int(p.stem) for p in files])
-        assert data.pixel_sha1(images[official]) == expected
+        official[split] = np.argsort([int(p.stem) for p in files])  # folder position of each official image
+        assert data.pixel_sha1(images[official[split]]) == expected
     counts = data.long_tail_counts(5000, 10, 100)
     assert counts == [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
-    assert len(data.long_tail_indices(source.train_y, counts, 0)) == 12406
-    assert [round(m, 4) for m in data.channel_stats(source.train_x)[0]] == [0.4914, 0.4822, 0.4465]
+    assert [round(m, 4) for m in data.channel_stats(train_x)[0]] == [0.4914, 0.4822, 0.4465]
+    # materialized, the folders give exactly the canonical subset: LDAM-DRW's cut of the official order
+    canonical = official["train"][data.long_tail_indices(source.train.labels[official["train"]], counts, 0)]
+    index = data.materialize("imagefolder", str(root), 100, 0, str(tmp_path / "i.json"), str(tmp_path / "c.npz"))
+    assert index["indices"] == canonical.tolist() and index["num_train"] == 12406 and index["n_max"] == 5000
+    assert index["class_counts"] == counts and index["split"] is None and index["image_size"] == 32
+    cache = data.load_cache(str(tmp_path / "c.npz"))
+    assert data.pixel_sha1(cache["train_x"]) == data.pixel_sha1(train_x[canonical])
+    assert data.pixel_sha1(cache["test_x"][official["test"]]) == CIFAR10_TEST_SHA1

@@ -1,6 +1,7 @@
 """Batched on-device augmentation, equivalent in distribution to torchvision's
-``RandomCrop(32, padding=4)`` (zero padding, offsets uniform in [0, 2*padding])
-followed by ``RandomHorizontalFlip(p=0.5)``, applied to uint8 NCHW batches."""
+``RandomCrop(S, padding=4)`` (zero padding, offsets uniform in [0, 2*padding])
+followed by ``RandomHorizontalFlip(p=0.5)``, applied to uint8 NCHW batches. The crop keeps
+each image's own H x W (S = 32 for CIFAR, a dataset's ``image_size`` otherwise)."""
 
 from __future__ import annotations
 

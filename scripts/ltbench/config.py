@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 STRATEGY_DIR = Path(__file__).parent / "strategies"
+NATURAL = "natural"  # the imbalance ratio that trains on a dataset's own distribution, without a long-tail cut
 
 
 class ConfigError(ValueError):
@@ -21,16 +22,17 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Benchmark:
-    """One benchmark column: an architecture trained on a long-tailed dataset."""
+    """One benchmark column: an architecture trained on a long-tailed dataset (``imbalance_ratio``:
+    rho of the canonical long-tail cut, or ``natural`` for the data as it is)."""
 
     name: str
     arch: str
     dataset: str
-    imbalance_ratio: float
+    imbalance_ratio: float | str
 
     @property
     def data_id(self) -> str:
-        """Folder name of the materialized subset, e.g. ``cifar10-lt100``."""
+        """Folder name of the materialized subset, e.g. ``cifar10-lt100`` or ``mine-ltnatural``."""
         return f"{self.dataset}-lt{format_ratio(self.imbalance_ratio)}"
 
 
@@ -61,9 +63,21 @@ class Strategy:
         return self.params.get("stage1", self.params.get("base"))
 
 
-def format_ratio(ratio: float) -> str:
-    """``100.0 -> '100'``, ``12.5 -> '12.5'``: the ratio as it appears in paths."""
+def format_ratio(ratio: float | str) -> str:
+    """``100.0 -> '100'``, ``12.5 -> '12.5'``, ``'natural' -> 'natural'``: the ratio as it appears in paths."""
+    if ratio == NATURAL:
+        return NATURAL
     return str(int(ratio)) if float(ratio).is_integer() else str(ratio)
+
+
+def parse_ratio(value: float | str) -> float | str:
+    """An imbalance ratio from the config or a path: ``natural``, or a number (as a float)."""
+    if value == NATURAL:
+        return NATURAL
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"imbalance ratio {value!r} is neither a number nor {NATURAL!r}") from None
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -82,7 +96,8 @@ def benchmark(config: dict[str, Any], name: str) -> Benchmark:
         raise ConfigError(
             f"benchmark {name!r} uses dataset {entry['dataset']!r}, which is not under 'datasets' in config.yaml"
         )
-    return Benchmark(name, entry["arch"], entry["dataset"], float(entry["imbalance_ratio"]))
+    dataset(config, entry["dataset"])
+    return Benchmark(name, entry["arch"], entry["dataset"], parse_ratio(entry["imbalance_ratio"]))
 
 
 def strategy(config: dict[str, Any], name: str) -> Strategy:
@@ -109,11 +124,15 @@ def strategy(config: dict[str, Any], name: str) -> Strategy:
 
 
 def dataset(config: dict[str, Any], name: str) -> dict[str, Any]:
-    """The dataset entry ``name`` (its ``format`` and, for image folders, ``path``)."""
+    """The dataset entry ``name`` (its ``format``; ``path`` for image folders and manifests; optional
+    ``image_size``, and ``test_fraction`` or ``test_per_class`` for a source without a test split)."""
     datasets = config.get("datasets", {})
     if name not in datasets:
         raise ConfigError(f"unknown dataset {name!r}; config.yaml defines: {', '.join(datasets) or 'none'}")
-    return dict(datasets[name])
+    entry = dict(datasets[name])
+    if "test_fraction" in entry and "test_per_class" in entry:
+        raise ConfigError(f"dataset {name!r} sets both test_fraction and test_per_class; keep one")
+    return entry
 
 
 # Where outputs land, relative to the working directory; the rules use the same patterns.

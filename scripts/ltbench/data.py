@@ -1,47 +1,37 @@
-"""Datasets: read a source, cut the canonical long-tailed subset, write and read its cache.
+"""Datasets: read a source, cut its training subset, check it fits, write and read its cache.
 
-Sources
-- ``cifar10`` / ``cifar100``: torchvision's loaders on the official python files under the
-  data root (downloaded there when ``download`` is on; torchvision verifies the md5 sums).
-- ``imagefolder``: ``<path>/train/<class>/*`` and ``<path>/test/<class>/*``, classes in
-  sorted order, files in name order, 32x32 RGB images.
+Sources (formats, layouts, decoding: ``ltbench.sources``) are brought to the dataset's
+``image_size``; one without a test split gets a seeded stratified split (``ltbench.splits``).
 
-Long tail (kaidic/LDAM-DRW ``IMBALANCECIFAR``): class i keeps
-``int(n_max * (1/rho) ** (i / (C - 1)))`` images, n_max being the smallest per-class
-count of the source (5000 for CIFAR-10, 500 for CIFAR-100), chosen per class, in label
-order, as the first images of ``RandomState(seed).shuffle(indices of the class)``.
+Training subset, by the benchmark's imbalance ratio rho:
+- a number (canonical long tail, kaidic/LDAM-DRW ``IMBALANCECIFAR``): class i keeps
+  ``int(n_max * (1/rho) ** (i / (C - 1)))`` images, n_max being the smallest per-class count
+  of the source (5000 for CIFAR-10, 500 for CIFAR-100), chosen per class, in label order, as
+  the first images of ``RandomState(seed).shuffle(indices of the class)``;
+- ``natural``: every training image, the counts (and the ratio max/min) being what the data has.
+
+The cache (training subset and test set, uint8 N x S x S x 3) is loaded whole onto the
+training device, so materialization stops before decoding anything when its size,
+N * S * S * 3 bytes, exceeds a limit (by default half the memory of the GPU seen at
+materialization, or of the host without one).
 """
 
 from __future__ import annotations
 
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
+import math
+import os
 from typing import Any
 
 import numpy as np
 
+from ltbench.config import NATURAL
+from ltbench.images import IMAGE_SIZE
 from ltbench.io import atomic_path, write_json
+from ltbench.sources import FORMATS, DataError, Source, load_source  # noqa: F401 (the data API)
+from ltbench.splits import ensure_test_split, per_class_sample
 
-FORMATS = ("cifar10", "cifar100", "imagefolder")
-IMAGE_SHAPE = (32, 32, 3)
-
-
-class DataError(ValueError):
-    """The data is missing, corrupted, or cannot give the requested long tail."""
-
-
-@dataclass
-class Source:
-    """A full (balanced) dataset in memory: uint8 NHWC images and int64 labels."""
-
-    train_x: np.ndarray
-    train_y: np.ndarray
-    test_x: np.ndarray
-    test_y: np.ndarray
-    classes: list[str]
-    checksums: dict[str, str] = field(default_factory=dict)
+GB = 1e9
 
 
 def long_tail_counts(n_max: int, num_classes: int, ratio: float) -> list[int]:
@@ -55,100 +45,10 @@ def long_tail_counts(n_max: int, num_classes: int, ratio: float) -> list[int]:
 
 def long_tail_indices(labels: np.ndarray, counts: list[int], seed: int) -> np.ndarray:
     """Indices of the subset: per class in label order, the first ``counts[c]`` of a seeded shuffle."""
-    rng = np.random.RandomState(seed)
-    chosen = []
     for cls, count in enumerate(counts):
-        idx = np.flatnonzero(labels == cls)
-        if len(idx) < count:
-            raise DataError(f"class {cls} has {len(idx)} training images; the long tail needs {count}")
-        rng.shuffle(idx)
-        chosen.append(idx[:count])
-    return np.concatenate(chosen).astype(np.int64)
-
-
-def load_source(fmt: str, location: str, download: bool = False) -> Source:
-    """Read the full dataset of format ``fmt`` from ``location`` (data root or image-folder path)."""
-    if fmt in ("cifar10", "cifar100"):
-        return _load_torchvision_cifar(fmt, location, download)
-    if fmt == "imagefolder":
-        return _load_image_folder(Path(location))
-    raise DataError(f"unknown dataset format {fmt!r}; known: {', '.join(FORMATS)}")
-
-
-def _torchvision_class(fmt: str):
-    from torchvision import datasets
-
-    return datasets.CIFAR10 if fmt == "cifar10" else datasets.CIFAR100
-
-
-def _cifar_checksums(fmt: str, root: Path) -> dict[str, str]:
-    """md5 of each official file, checked against torchvision's list; ``DataError`` names a missing or wrong file."""
-    cls = _torchvision_class(fmt)
-    folder = root / cls.base_folder
-    sums = {}
-    for name, expected in cls.train_list + cls.test_list + [(cls.meta["filename"], cls.meta["md5"])]:
-        path = folder / name
-        if not path.is_file():
-            raise DataError(f"{fmt}: {path} does not exist (download is off; set data.download: true or fix data.root)")
-        sums[name] = hashlib.md5(path.read_bytes()).hexdigest()
-        if sums[name] != expected:
-            raise DataError(f"{fmt}: checksum mismatch for {path}: md5 {sums[name]}, expected {expected}")
-    return sums
-
-
-def _load_torchvision_cifar(fmt: str, root: str, download: bool) -> Source:
-    """Load CIFAR through torchvision (which downloads and md5-checks the official files)."""
-    cls = _torchvision_class(fmt)
-    root_path = Path(root)
-    checksums = None if download else _cifar_checksums(fmt, root_path)  # clear errors before torchvision's
-    try:
-        train = cls(str(root_path), train=True, download=download)
-        test = cls(str(root_path), train=False, download=download)
-    except Exception as exc:  # torchvision raises RuntimeError / URLError
-        raise DataError(f"{fmt}: torchvision could not load or download the data under {root}: {exc}") from exc
-    checksums = checksums or _cifar_checksums(fmt, root_path)
-    return Source(
-        train.data, np.asarray(train.targets, np.int64), test.data, np.asarray(test.targets, np.int64),
-        list(train.classes), checksums,
-    )
-
-
-def _read_split(folder: Path, classes: list[str] | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Read ``folder/<class>/*`` as uint8 NHWC images; the class list must match ``classes`` if given."""
-    from PIL import Image
-
-    if not folder.is_dir():
-        raise DataError(f"image folder {folder} does not exist")
-    found = sorted(p.name for p in folder.iterdir() if p.is_dir())
-    if classes is not None and found != classes:
-        raise DataError(f"{folder} has classes {found}, expected the training classes {classes}")
-    files, labels = [], []
-    for label, name in enumerate(found):
-        members = sorted(p for p in (folder / name).iterdir() if p.is_file())
-        if not members:
-            raise DataError(f"image folder class {folder / name} is empty")
-        files += members
-        labels += [label] * len(members)
-    if not files:
-        raise DataError(f"image folder {folder} has no class folders")
-
-    def read(path: Path) -> np.ndarray:
-        with Image.open(path) as img:
-            arr = np.asarray(img.convert("RGB"))
-        if arr.shape != IMAGE_SHAPE:
-            raise DataError(f"{path} is {arr.shape[1]}x{arr.shape[0]}; images must be 32x32")
-        return arr
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        images = np.stack(list(pool.map(read, files, chunksize=256)))
-    return images, np.asarray(labels, np.int64), found
-
-
-def _load_image_folder(path: Path) -> Source:
-    """Load ``path/train`` and ``path/test`` image-folder trees."""
-    train_x, train_y, classes = _read_split(path / "train", None)
-    test_x, test_y, _ = _read_split(path / "test", classes)
-    return Source(train_x, train_y, test_x, test_y, classes)
+        if (have := int(np.sum(labels == cls))) < count:
+            raise DataError(f"class {cls} has {have} training images; the long tail needs {count}")
+    return per_class_sample(labels, counts, seed)
 
 
 def pixel_sha1(images: np.ndarray) -> str:
@@ -169,16 +69,11 @@ def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[list[float], l
     return mean.tolist(), np.sqrt(squares / count - mean * mean).tolist()
 
 
-def materialize(
-    fmt: str, location: str, ratio: float, seed: int, index_path: str, cache_path: str, download: bool = False
-) -> dict[str, Any]:
-    """Write the long-tail index (JSON) and the uint8 tensor cache (.npz); return the index.
-
-    Normalisation statistics come from the full source training set.
-    """
-    source = load_source(fmt, location, download)
-    num_classes = len(source.classes)
-    per_class = np.bincount(source.train_y, minlength=num_classes)
+def training_subset(labels: np.ndarray, num_classes: int, ratio: float | str, seed: int) -> tuple[np.ndarray, int]:
+    """Indices of the training subset for imbalance ratio ``ratio`` (a number, or ``natural``), and n_max."""
+    per_class = np.bincount(labels, minlength=num_classes)
+    if ratio == NATURAL:
+        return np.arange(len(labels), dtype=np.int64), int(per_class.max())
     n_max = int(per_class.min())
     counts = long_tail_counts(n_max, num_classes, ratio)
     if min(counts) < 1:
@@ -186,32 +81,92 @@ def materialize(
             f"imbalance ratio {ratio} leaves class {counts.index(min(counts))} with no images"
             f" (n_max = {n_max}); this data allows a ratio of at most {n_max}"
         )
-    indices = long_tail_indices(source.train_y, counts, seed)
-    train_x, train_y = source.train_x[indices], source.train_y[indices]
-    mean, std = channel_stats(source.train_x)
+    return long_tail_indices(labels, counts, seed), n_max
+
+
+def check_classes(source: Source) -> None:
+    """``DataError`` unless there are 2 classes or more, each with training and test images."""
+    if len(source.classes) < 2:
+        raise DataError(f"{source.location}: {len(source.classes)} class(es); a classifier needs at least 2")
+    for split, items in (("training", source.train), ("test", source.test)):
+        present = np.bincount(items.labels, minlength=len(source.classes))
+        for name, count in zip(source.classes, present):
+            if count == 0:
+                raise DataError(f"{source.location}: class {name!r} has no {split} image")
+
+
+def device_memory() -> int:
+    """Bytes of memory of the first visible GPU, or of the host when there is none."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_properties(0).total_memory
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_cache_size(num_images: int, image_size: int, limit_gb: float | None, location: str) -> None:
+    """``DataError`` if ``num_images`` uint8 S x S x 3 images exceed ``limit_gb`` (None: half of ``device_memory``)."""
+    need = num_images * image_size * image_size * 3
+    if limit_gb is not None:
+        limit, origin = limit_gb * GB, "data.cache_limit_gb"
+    else:
+        limit, origin = device_memory() / 2, "half of this machine's GPU or host memory; data.cache_limit_gb sets it"
+    if need <= limit:
+        return
+    fits = math.isqrt(int(limit) // (3 * num_images))
+    raise DataError(
+        f"{location}: {num_images:,} images of {image_size}x{image_size} make a {need / GB:.2f} GB training cache,"
+        f" which training holds whole in device memory; the limit is {limit / GB:.2f} GB ({origin})."
+        f" Set a smaller image_size in this dataset's entry (at most {fits} fits), or use fewer images."
+    )
+
+
+def materialize(
+    fmt: str, location: str, ratio: float | str, seed: int, index_path: str, cache_path: str, download: bool = False,
+    *, image_size: int = IMAGE_SIZE, test_fraction: float | None = None, test_per_class: int | None = None,
+    cache_limit_gb: float | None = None,
+) -> dict[str, Any]:
+    """Write the subset's index (JSON) and uint8 cache (.npz), both or neither; return the index.
+
+    Every check (layout, classes, split, ratio, cache size) runs before any image is decoded.
+    Normalisation statistics come from the full source training set.
+    """
+    source, split = ensure_test_split(load_source(fmt, location, download, image_size), seed, test_fraction,
+                                      test_per_class)
+    check_classes(source)
+    indices, n_max = training_subset(source.train.labels, len(source.classes), ratio, seed)
+    check_cache_size(len(indices) + len(source.test), image_size, cache_limit_gb, str(location))
+    source_x, test_x = source.train.pixels(), source.test.pixels()
+    train_x = source_x if ratio == NATURAL else source_x[indices]
+    train_y, test_y = source.train.labels[indices], source.test.labels
+    counts = np.bincount(train_y, minlength=len(source.classes)).tolist()
+    mean, std = channel_stats(source_x)
     index = {
         "format": fmt,
         "location": str(location),
         "imbalance_ratio": ratio,
+        "actual_imbalance_ratio": max(counts) / min(counts),
         "subset_seed": seed,
+        "image_size": image_size,
         "n_max": n_max,
-        "num_classes": num_classes,
+        "num_classes": len(source.classes),
         "classes": source.classes,
         "class_counts": counts,
         "num_train": int(len(indices)),
-        "num_test": int(len(source.test_y)),
+        "num_test": int(len(test_y)),
         "mean": mean,
         "std": std,
         "checksums": {
             "source_files_md5": source.checksums,
-            "source_train_pixels_sha1": pixel_sha1(source.train_x),
-            "source_test_pixels_sha1": pixel_sha1(source.test_x),
+            "source_train_pixels_sha1": pixel_sha1(source_x),
+            "source_test_pixels_sha1": pixel_sha1(test_x),
             "subset_train_pixels_sha1": pixel_sha1(train_x),
         },
+        "split": split,
         "indices": indices.tolist(),
     }
     with atomic_path(cache_path, suffix=".npz") as tmp:
-        np.savez(tmp, train_x=train_x, train_y=train_y, test_x=source.test_x, test_y=source.test_y)
+        np.savez(tmp, train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y)
     write_json(index_path, index)
     return index
 

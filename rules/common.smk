@@ -15,6 +15,8 @@ BENCHMARKS = config.get("matrix", {}).get("benchmarks", list(config["benchmarks"
 STRATEGIES = config.get("matrix", {}).get("strategies", list(config["strategies"]))
 SEEDS = list(config["seeds"])
 PACK_SEEDS = config["train"].get("pack_seeds", False)
+# The table's baseline row, which the other strategies are compared with.
+TABLE_REFERENCE = config.get("table", {}).get("reference", "ce")
 RUN = cfg.RUN_DIR  # results/runs/{benchmark}/{strategy}/seed{seed}
 for _name in BENCHMARKS:
     cfg.benchmark(config, _name)  # a ConfigError here names the unknown dataset
@@ -38,7 +40,7 @@ wildcard_constraints:
     strategy=alternatives(STRATEGIES),
     dataset=alternatives(config["datasets"]),
     seed=r"\d+",
-    ratio=r"\d+(\.\d+)?",
+    ratio=rf"{cfg.NATURAL}|\d+(\.\d+)?",
 
 
 def source(path):
@@ -52,14 +54,15 @@ def library(*modules):
 
 
 COMMON_CODE = library("__init__.py", "config.py", "io.py", "logs.py")
-DATA_CODE = COMMON_CODE + library("data.py") + [source("scripts/materialize.py")]
+# ltbench.data and what it imports (sources, splits, images): training imports it to load the cache.
+DATA_LIBRARY = library("data.py", "sources.py", "splits.py", "images.py")
+DATA_CODE = COMMON_CODE + DATA_LIBRARY + [source("scripts/materialize.py")]
 TRAIN_CODE = (
     COMMON_CODE
     + library(
         "train.py",
         "models.py",
         "augment.py",
-        "data.py",
         "devices.py",
         "checkpoint.py",
         "constraints.py",
@@ -71,6 +74,7 @@ TRAIN_CODE = (
         "replicas.py",
         "strategies/__init__.py",
     )
+    + DATA_LIBRARY
     + library("cli.py")
     + [source("scripts/train.py")]
 )
@@ -89,7 +93,11 @@ POSTHOC_CODE = (
 METRICS_CODE = (
     COMMON_CODE + library("metrics.py") + [source("scripts/extract_metrics.py")]
 )
-TABLE_CODE = COMMON_CODE + library("table.py") + [source("scripts/make_table.py")]
+TABLE_CODE = (
+    COMMON_CODE
+    + library("table.py", "table_text.py", "stats.py", "metrics.py")
+    + [source("scripts/make_table.py")]
+)
 PLOT_CODE = COMMON_CODE + library("plots.py", "metrics.py")
 # The library files each rule family's script imports (rule ``code`` hashes them into one input).
 CODE = {
@@ -129,12 +137,15 @@ def data_cache(wildcards):
 
 
 def dataset_params(wildcards):
-    """What a subset depends on besides code: source format and location, subset seed."""
+    """What a subset depends on besides code: source format and location, subset seed, and the
+    entry's image size and split settings where it sets them."""
     entry = cfg.dataset(config, wildcards.dataset)
+    optional = ("image_size", "test_fraction", "test_per_class")
     return {
         "format": entry["format"],
         "location": entry.get("path", config["data"]["root"]),
         "subset_seed": config["data"]["subset_seed"],
+        **{key: entry[key] for key in optional if key in entry},
     }
 
 
@@ -227,7 +238,7 @@ def final_targets():
         }
     )
     return (
-        ["results/table.csv", "results/table.md", rules.table_html.output.html]
+        [*rules.table.output, rules.table_html.output.html]
         + all_runs(rules.plot_run.output.curves)
         + all_runs(rules.plot_run.output.confusion)
         + expand(rules.plot_benchmark.output.per_class, benchmark=BENCHMARKS)

@@ -5,6 +5,7 @@ rule table:
     output:
         csv="results/table.csv",
         md="results/table.md",
+        tex="results/table.tex",
     log:
         "results/logs/table.log",
     conda:
@@ -12,5 +13,6 @@ rule table:
     params:
         benchmarks=BENCHMARKS,
         strategies=STRATEGIES,
+        reference=TABLE_REFERENCE,
     script:
         "../scripts/make_table.py"

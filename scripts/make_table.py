@@ -1,20 +1,27 @@
-"""Snakemake rule ``table``: every metrics.json -> results/table.csv and results/table.md."""
+"""Snakemake rule ``table``: every metrics.json -> results/table.csv, table.md and table.tex."""
 
 from ltbench.io import atomic_path, read_json, write_text
 from ltbench.logs import redirect_to_log
-from ltbench.table import markdown_report, runs_frame
+from ltbench.table import runs_frame, tables
+from ltbench.table_text import latex_table, markdown_report
 
 
-def make_table(metrics_paths: list[str], csv_path: str, md_path: str, benchmarks: list[str], strategies: list[str]):
-    """One CSV row per run; the markdown table in config order."""
+def make_table(metrics_paths: list[str], csv_path: str, md_path: str, tex_path: str, benchmarks: list[str],
+               strategies: list[str], reference: str) -> None:
+    """One tidy CSV row per run; the markdown and LaTeX tables in config order, differences to ``reference``."""
     runs = runs_frame(read_json(path) for path in metrics_paths)
     with atomic_path(csv_path) as tmp:
         runs.to_csv(tmp, index=False)
-    write_text(md_path, markdown_report(runs, benchmarks, strategies))
+    t = tables(runs, benchmarks, strategies, reference)
+    write_text(md_path, markdown_report(t))
+    write_text(tex_path, latex_table(t))
+    if t.differences.empty:
+        print(f"reference strategy {reference!r} has no runs: no difference column")
     print(f"{len(runs)} runs tabulated")
 
 
 if "snakemake" in globals():
     sm = globals()["snakemake"]
     with redirect_to_log(sm.log[0]):
-        make_table(sm.input.metrics, sm.output.csv, sm.output.md, sm.params.benchmarks, sm.params.strategies)
+        make_table(sm.input.metrics, sm.output.csv, sm.output.md, sm.output.tex, sm.params.benchmarks,
+                   sm.params.strategies, sm.params.reference)

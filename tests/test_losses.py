@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from ltbench.losses import LDAM, CrossEntropy, Focal, ldam_margins
+from ltbench.losses import LDAM, CrossEntropy, Focal, SigmoidFocal, SoftmaxBCE, ldam_margins
 
 LOGITS = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]])
 TARGETS = torch.tensor([0, 2])
@@ -44,3 +44,31 @@ def test_ldam_subtracts_the_target_margin_then_scales():
     got = LDAM(margins, scale=10.0)(cosines, torch.tensor([0]), ONES).item()
     expected = -log_softmax_target([10 * (0.5 - 0.1), 10 * 0.1, 10 * -0.2], 0)
     assert got == pytest.approx(expected, rel=1e-5)  # float32
+
+
+def softmax(row):
+    exps = [math.exp(v) for v in row]
+    return [e / sum(exps) for e in exps]
+
+
+def test_softmax_bce_by_hand():
+    # mean over B x C terms of w_{y_i} * BCE(softmax(z_i)_c, [c == y_i])
+    w = [3.0, 1.0, 2.0]
+    terms = []
+    for row, target in zip(LOGITS.tolist(), TARGETS.tolist()):
+        for c, p in enumerate(softmax(row)):
+            terms.append(w[target] * -(math.log(p) if c == target else math.log(1 - p)))
+    got = SoftmaxBCE()(LOGITS, TARGETS, torch.tensor(w)).item()
+    assert got == pytest.approx(sum(terms) / 6, rel=1e-6)
+
+
+def test_cui_sigmoid_focal_by_hand():
+    # (1/B) sum_i sum_c w_{y_i} (1 - q_ic)^gamma * -log q_ic, q_ic = sigmoid(+-z_ic) of the right answer
+    w, gamma = [3.0, 1.0, 2.0], 2.0
+    total = 0.0
+    for row, target in zip(LOGITS.tolist(), TARGETS.tolist()):
+        for c, z in enumerate(row):
+            q = 1 / (1 + math.exp(-z)) if c == target else 1 / (1 + math.exp(z))
+            total += w[target] * (1 - q) ** gamma * -math.log(q)
+    got = SigmoidFocal(gamma)(LOGITS, TARGETS, torch.tensor(w)).item()
+    assert got == pytest.approx(total / 2, rel=1e-5)

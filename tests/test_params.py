@@ -40,7 +40,8 @@ def test_the_shipped_config_passes_and_gets_the_defaults():
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"module": "focal", "gama": 2.0}, r"strategy 'bad' \(focal.py\): unknown parameter gama; it knows: beta, gamma"),
+    ({"module": "focal", "gama": 2.0}, r"strategy 'bad' \(focal.py\): unknown parameter gama; it knows: beta, form, gamma"),
+    ({"module": "focal", "form": "cosine"}, r"parameter form must be one of softmax, sigmoid, got 'cosine'"),
     ({"module": "focal", "gamma": "two"}, r"parameter gamma must be a number, got 'two'"),
     ({"module": "focal", "gamma": float("nan")}, r"parameter gamma must be a number, got nan"),
     ({"module": "focal", "gamma": float("inf")}, r"parameter gamma must be a number, got inf"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import stat
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from conftest import REPO, Workflow
+from ltbench.io import current_umask
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
@@ -67,9 +69,26 @@ def test_end_to_end_table(tiny_run: Workflow):
     assert len(runs) == 8
     assert runs["best_test_acc"].between(0, 100).all()
     assert (runs["best_test_acc"] >= runs["final_test_acc"]).all()
+    assert runs.loc[runs["strategy"] == "weight_balancing", "builds_on"].eq("ce").all()
+    assert runs.filter(regex=r"^class_acc_").shape[1] == 10  # tiny10 has 10 classes, the folder 5
+    assert runs["best_test_acc"].between(runs["best_test_acc_lo"], runs["best_test_acc_hi"]).all()  # Wilson 95%
     md = (tiny_run.root / "results/table.md").read_text()
-    assert "| strategy | type | test acc resnet32-tiny10 ↑ | test acc vgg16bn-folder ↑ |" in md
-    assert re.search(r"^\| ce \| static reweighting \| \d+\.\d\d \(n=1\) \| \d+\.\d\d \(n=1\) \|$", md, re.M)
+    assert "| strategy | type | builds on | resnet32-tiny10 many (0 cl.) |" in md
+    assert re.search(r"^\| ce \(baseline\) \| static reweighting \| – \|( [^|]+ \|){4} baseline \|", md, re.M)
+    la_row = r"^\| la_posthoc \| logit adjustment \| post hoc on ce \|( [^|]+ \|){4} [+-]\d+\.\d\d \(n=1\) ≈ \|"
+    assert re.search(la_row, md, re.M), "one seed: a difference to ce without interval, marked indistinguishable"
+    assert "| weight_balancing | two-stage | stage 2 of ce |" in md
+    tex = (tiny_run.root / "results/table.tex").read_text()
+    assert r"\begin{tabular}{lrrrrrrrrr}" in tex and r"\bottomrule" in tex and "weight\\_balancing" in tex
+
+
+def test_outputs_get_the_umask_permissions(tiny_run: Workflow):
+    """Atomic writes start as mkstemp's 0600; colleagues must be able to read results as the umask allows."""
+    mode = 0o666 & ~current_umask()  # the workflow ran with this process's umask
+    run = "results/runs/resnet32-tiny10/ce/seed0"
+    for rel in ("results/table.csv", "results/table.md", "results/table.tex", "results/table.html",
+                f"{run}/history.json", f"{run}/metrics.json", f"{run}/predictions.npz", "results/data/tiny10-lt3/index.json"):
+        assert stat.S_IMODE((tiny_run.root / rel).stat().st_mode) == mode, rel
 
 
 def test_end_to_end_logs_show_progress(tiny_run: Workflow):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -10,9 +11,10 @@ import torch
 
 from ltbench.config import Strategy
 from ltbench.constraints import MaxNorm
+from ltbench.losses import CrossEntropy
 from ltbench.posthoc import adjust_run
 from ltbench.strategies import StrategyError
-from ltbench.train import run
+from ltbench.train import cosine_lr, prepare, run
 from test_train import spec
 
 
@@ -40,6 +42,23 @@ def test_second_stage_trains_only_the_classifier_within_the_norm_ball(subset, tm
     norms = stage1["fc.weight"].norm(dim=1)
     radius = norms.min() + 0.1 * (norms.max() - norms.min())
     assert (stage2["fc.weight"].norm(dim=1) <= radius + 1e-5).all()
+    # the reference's stage 2: its loss, batch 64, the scheduler stepped before each epoch (last epoch at 0)
+    assert history["method"]["loss"] == "SoftmaxBCE()" and history["recipe"]["batch_size"] == 64
+    assert [e["lr"] for e in history["epochs"]] == pytest.approx([0.005, 0.0])
+
+
+def test_weight_balancing_keeps_our_variant_by_name(subset, tmp_path):
+    params = {"stage1": "ce", "classifier_loss": "ce", "classifier_schedule": "cosine", "classifier_batch_size": 128}
+    method = prepare(spec(subset, tmp_path, "weight_balancing", params=params))
+    assert isinstance(method.method.loss, CrossEntropy) and method.recipe.batch_size == 128
+    assert cosine_lr(0.01, 0, 2, method.recipe.lr_schedule) == pytest.approx(0.01)
+
+
+def test_cui_focal_starts_from_the_prior_bias(subset, tmp_path):
+    history = run(spec(subset, tmp_path, "cb_focal_cui", module="focal",
+                       params={"form": "sigmoid", "beta": 0.999, "gamma": 2.0}, epochs=1))
+    assert history["method"]["head_bias"] == pytest.approx(-math.log(3))  # 4 classes
+    assert history["method"]["loss"] == "SigmoidFocal(gamma=2.0)"
 
 
 def base_run(logits_best, logits_last, labels):

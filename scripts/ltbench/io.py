@@ -1,5 +1,6 @@
 """Atomic file output: every result is written to a temporary file in the target
-directory and renamed into place, so a crash never leaves a partial result."""
+directory and renamed into place, so a crash never leaves a partial result. The file
+gets the permissions the umask gives (``0o666 & ~umask``), as a plain ``open`` would."""
 
 from __future__ import annotations
 
@@ -7,8 +8,27 @@ import contextlib
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Iterator
+
+PROC_STATUS = Path("/proc/self/status")  # Linux: holds the line "Umask:\t0022"
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read from /proc/self/status (Linux) without changing it; elsewhere
+    set and restored at once under a lock (``os.umask`` can only be read by setting it)."""
+    try:
+        for line in PROC_STATUS.read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -17,6 +37,8 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
 
     On any exception the temporary file is removed and ``path`` is untouched.
     ``suffix`` keeps extensions that writers insist on (``np.savez`` adds ``.npz``).
+    ``mkstemp`` creates the file with mode 0600; before the rename it gets ``0o666 & ~umask``
+    (0644 under umask 022, 0664 under 002), so colleagues on a shared file system can read it.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -26,6 +48,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         yield Path(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

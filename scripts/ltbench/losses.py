@@ -1,6 +1,8 @@
 """Classification losses shared by strategies. Each is called as ``loss(logits, targets, weight)``
-with per-class ``weight`` (a tensor of C positive values) and reduces like
-``nn.CrossEntropyLoss(weight=...)``: sum_i w_{y_i} l_i / sum_i w_{y_i}."""
+with per-class ``weight`` (a tensor of C positive values). ``CrossEntropy``, ``Focal`` and ``LDAM``
+reduce like ``nn.CrossEntropyLoss(weight=...)``: sum_i w_{y_i} l_i / sum_i w_{y_i}, so the weights'
+scale cancels. ``SoftmaxBCE`` and ``SigmoidFocal`` reproduce reference code that divides by the
+batch size (times the classes) instead, so their weights also scale the gradient: see each."""
 
 from __future__ import annotations
 
@@ -53,3 +55,42 @@ class LDAM:
         margins = self.margins[targets]
         adjusted = logits - torch.zeros_like(logits).scatter_(1, targets[:, None], margins[:, None].to(logits.dtype))
         return F.cross_entropy(self.scale * adjusted, targets, weight=weight)
+
+
+def _weighted_terms(weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """w_{y_i} for every class term of sample i (B x 1, broadcast over the C classes)."""
+    return weight[targets][:, None]
+
+
+class SoftmaxBCE:
+    """The class-balanced "softmax" loss of the CB-loss port that LTR-weight-balancing's stage 2 uses:
+    p = softmax(z_i); l = (1 / (B C)) sum_i sum_c w_{y_i} BCE(p_c, [c = y_i]), with
+    BCE(p, t) = -(t log p + (1 - t) log(1 - p)), each log clamped at -100 as PyTorch's
+    ``binary_cross_entropy`` does. Its gradient is far smaller than cross-entropy's (the mean runs
+    over B x C terms), which is what lets stage 2's weight decay of 0.1 balance the classifier."""
+
+    def __call__(self, logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        p = logits.float().softmax(dim=1)
+        t = torch.zeros_like(p).scatter_(1, targets[:, None], 1.0)
+        bce = -(t * p.log().clamp_min(-100.0) + (1 - t) * torch.log1p(-p).clamp_min(-100.0))
+        return (_weighted_terms(weight, targets) * bce).mean()
+
+
+class SigmoidFocal:
+    """Cui et al. (2019)'s class-balanced focal loss: a sigmoid focal loss over all C classes,
+    l = (1 / B) sum_i sum_c w_{y_i} (1 - p_ic)^gamma BCE(sigmoid(z_ic), [c = y_i]), with p_ic the
+    probability of the correct binary answer; the modulator is computed as
+    exp(-gamma (t z + log(1 + exp(-z)))) as in their code. Pair it with a head bias of
+    -log(C - 1) (their initialisation) so that the first steps are not swamped by negatives."""
+
+    def __init__(self, gamma: float) -> None:
+        if gamma < 0:
+            raise ValueError(f"focal gamma must be >= 0, got {gamma}")
+        self.gamma = gamma
+
+    def __call__(self, logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        z = logits.float()
+        t = torch.zeros_like(z).scatter_(1, targets[:, None], 1.0)
+        bce = F.binary_cross_entropy_with_logits(z, t, reduction="none")
+        modulator = torch.exp(-self.gamma * (t * z + F.softplus(-z)))
+        return (_weighted_terms(weight, targets) * modulator * bce).sum() / len(targets)

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from ltbench.config import Strategy
+
 # Shot groups by training images per class: many > 100, medium 20..100, few < 20.
 MANY_ABOVE = 100
 FEW_BELOW = 20
@@ -37,16 +39,34 @@ def shot_accuracy(pred: np.ndarray, labels: np.ndarray, class_counts: list[int])
     return out
 
 
+def shot_classes(class_counts: list[int]) -> dict[str, int]:
+    """How many classes each shot group holds."""
+    groups = [shot_group(c) for c in class_counts]
+    return {name: groups.count(name) for name in ("many", "medium", "few")}
+
+
 def extract(history: dict[str, Any], predictions: dict[str, np.ndarray], index: dict[str, Any]) -> dict[str, Any]:
-    """The metrics record of one run: best/final accuracy, shot groups, per-class, weights, provenance."""
+    """The metrics record of one run: benchmark and strategy, best/final accuracy (with the correct
+    count over the test images), shot groups and their class counts, per-class accuracy, weights,
+    provenance. ``builds_on`` names the run's stage-1 or base strategy (``stage`` says which)."""
     labels = predictions["labels"]
     counts = index["class_counts"]
     num_classes = len(counts)
+    bench, strat = history["benchmark"], history["strategy"]
+    spec = Strategy(strat["name"], strat["module"], strat["params"])
     record = {
-        "benchmark": history["benchmark"]["name"],
-        "strategy": history["strategy"]["name"],
-        "type": history["strategy"]["type"],
+        "benchmark": bench["name"],
+        "arch": bench["arch"],
+        "dataset": bench["dataset"],
+        "imbalance_ratio": bench["imbalance_ratio"],
+        "strategy": strat["name"],
+        "type": strat["type"],
+        "stage": spec.stage,
+        "builds_on": spec.upstream,
         "seed": history["seed"],
+        "num_classes": num_classes,
+        "test_images": len(labels),
+        "shot_classes": shot_classes(counts),
         "best_test_acc": history["best_test_acc"],
         "best_epoch": history["best_epoch"],
         "final_test_acc": history["final_test_acc"],
@@ -54,6 +74,7 @@ def extract(history: dict[str, Any], predictions: dict[str, np.ndarray], index: 
     }
     for which in ("best", "last"):
         pred = predictions[f"{which}_pred"]
+        record[f"{which}_correct"] = int((pred == labels).sum())
         record[f"{which}_shot_acc"] = shot_accuracy(pred, labels, counts)
         record[f"{which}_per_class_acc"] = per_class_accuracy(pred, labels, num_classes).round(4).tolist()
     record.update({

@@ -5,7 +5,8 @@ imported, so ``snakemake --dry-run`` checks them without torch):
 
 - ``PARAMS = {"name": default, ...}``: every parameter it reads, with its one default. The
   default's type is the parameter's type (a float default accepts ints too); ``None`` marks an
-  optional number that the strategy computes or ignores when absent (e.g. ``defer_epoch``).
+  optional number that the strategy computes or ignores when absent (e.g. ``defer_epoch``); a
+  tuple of strings lists the allowed values, the first being the default.
 - ``BUILDS_ON = "stage1"`` (a second stage: fine-tunes the final model of the trained strategy
   named by its ``stage1:`` key) or ``"base"`` (post-hoc: adjusts the test logits of the trained
   strategy named by ``base:``); absent for a strategy trained from scratch.
@@ -55,6 +56,8 @@ def declaration(source: Path) -> Declaration:
 
 def _kind(default: Any) -> str:
     """The type a value must have, named for messages."""
+    if isinstance(default, tuple):
+        return "one of " + ", ".join(default)
     if isinstance(default, bool):
         return "true or false"
     if isinstance(default, str):
@@ -66,6 +69,8 @@ def _kind(default: Any) -> str:
 
 def _fits(value: Any, default: Any) -> bool:
     """Whether ``value`` has the type of ``default`` (see the module docstring); numbers must be finite."""
+    if isinstance(default, tuple):
+        return value in default
     if isinstance(default, bool) or isinstance(value, bool):
         return isinstance(value, bool) and isinstance(default, bool)
     if isinstance(default, str):
@@ -103,4 +108,5 @@ def effective(spec: Strategy, decl: Declaration | None = None) -> dict[str, Any]
         role = "a second stage" if decl.builds_on == "stage1" else "a post-hoc correction"
         raise ConfigError(f"{where}: is {role}; set '{decl.builds_on}:' to the trained strategy it builds on"
                           + (f" (not '{keys[0]}:')" if keys else ""))
-    return {**decl.params, **given}
+    defaults = {k: v[0] if isinstance(v, tuple) else v for k, v in decl.params.items()}
+    return {**defaults, **given}

@@ -107,13 +107,18 @@ class Runs:
 
 
 def build_runs(arch: str, num_classes: int, head: str, seeds: list[int], device: torch.device,
-               init_paths: list[str | None]) -> Runs:
+               init_paths: list[str | None], head_bias: float | None = None) -> Runs:
     """``Runs`` of one model per seed, each initialised from ``torch.manual_seed(seed)`` exactly as a
-    lone run is (or loaded from its ``init_paths`` entry); channels_last on CUDA."""
+    lone run is (head bias set to ``head_bias`` if given), or loaded from its ``init_paths`` entry;
+    channels_last on CUDA."""
     models = []
     for seed, init in zip(seeds, init_paths):
         torch.manual_seed(seed)
         model = build_model(arch, num_classes, head=head)
+        if head_bias is not None:
+            if getattr(model.fc, "bias", None) is None:
+                raise ValueError(f"a head bias of {head_bias} was asked for, but the {head} head has no bias")
+            nn.init.constant_(model.fc.bias, head_bias)
         if init:
             model.load_state_dict(torch.load(init, map_location="cpu", weights_only=True))
         models.append(model.to(device))

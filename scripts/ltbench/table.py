@@ -1,46 +1,56 @@
-"""Assemble the results table from metrics records: one CSV row per run, and a
-markdown table with one row per strategy and one column per benchmark."""
+"""Assemble the results table's frames from metrics records: one tidy row per run, and per
+(benchmark, strategy, shot group) the summary over seeds, the paired difference to a reference
+strategy and the mean rank. ``ltbench.table_text`` renders them as markdown and LaTeX."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
 import pandas as pd
 
+from ltbench import stats
+
+SHOTS = ("many", "medium", "few")
+# A table cell's group -> the run column it summarizes (all classes: the benchmark metric).
+GROUPS = {"many": "many_acc", "medium": "medium_acc", "few": "few_acc", "all": "best_test_acc"}
 RUN_COLUMNS = [
-    "benchmark", "strategy", "type", "seed", "best_test_acc", "best_epoch", "final_test_acc",
-    "many_acc", "medium_acc", "few_acc", "epochs", "device_name", "train_seconds", "commit",
+    "benchmark", "arch", "dataset", "imbalance_ratio", "strategy", "type", "stage", "builds_on", "seed",
+    "num_classes", "test_images", "best_test_acc", "best_test_acc_lo", "best_test_acc_hi", "collapsed",
+    "best_epoch", "final_test_acc", "many_acc", "medium_acc", "few_acc", "many_classes", "medium_classes",
+    "few_classes", "epochs", "device_name", "train_seconds", "commit",
 ]
-
-
-def runs_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    """One row per run; shot-group accuracies are those of the best epoch."""
-    rows = []
-    for r in records:
-        shots = r["best_shot_acc"]
-        prov = r["provenance"]
-        rows.append({
-            **{k: r[k] for k in (
-                "benchmark", "strategy", "type", "seed", "best_test_acc", "best_epoch", "final_test_acc", "epochs")},
-            "many_acc": shots["many"], "medium_acc": shots["medium"], "few_acc": shots["few"],
-            "device_name": prov["device_name"], "train_seconds": prov["train_seconds"], "commit": prov["commit"],
-        })
-    return pd.DataFrame(rows, columns=RUN_COLUMNS).sort_values(["benchmark", "strategy", "seed"], ignore_index=True)
-
-
-def mean_std(values: pd.Series) -> str:
-    """'mean ± std (n=k)' with the sample std (ddof=1); a single seed shows 'mean (n=1)'."""
-    values = values.dropna()
-    if len(values) == 0:
-        return "–"
-    if len(values) == 1:
-        return f"{values.iloc[0]:.2f} (n=1)"
-    return f"{values.mean():.2f} ± {values.std(ddof=1):.2f} (n={len(values)})"
-
-
+CLASS_COLUMN = "class_acc_{}"  # best-epoch accuracy of class c (classes in label order)
 # Row groups of the table, in this order; a strategy's module declares its TYPE.
 TYPE_ORDER = ["static reweighting", "logit adjustment", "loss", "resampling", "deferred", "margin", "two-stage",
               "synthesis"]
+
+
+def run_row(r: dict[str, Any]) -> dict[str, Any]:
+    """One run's row: its metrics at the best epoch, the Wilson 95% interval of its accuracy over the
+    test images, whether it collapsed (``stats.collapsed``), and one column per class."""
+    lo, hi = stats.wilson_interval(r["best_correct"], r["test_images"])
+    prov = r["provenance"]
+    return {
+        **{k: r[k] for k in ("benchmark", "arch", "dataset", "imbalance_ratio", "strategy", "type", "stage",
+                             "builds_on", "seed", "num_classes", "test_images", "best_test_acc")},
+        "best_test_acc_lo": lo, "best_test_acc_hi": hi,
+        "collapsed": stats.collapsed(r["best_test_acc"], r["num_classes"]),
+        **{k: r[k] for k in ("best_epoch", "final_test_acc", "epochs")},
+        **{f"{g}_acc": r["best_shot_acc"][g] for g in SHOTS},
+        **{f"{g}_classes": r["shot_classes"][g] for g in SHOTS},
+        "device_name": prov["device_name"], "train_seconds": prov["train_seconds"], "commit": prov["commit"],
+        **{CLASS_COLUMN.format(c): acc for c, acc in enumerate(r["best_per_class_acc"])},
+    }
+
+
+def runs_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """One tidy row per run (``RUN_COLUMNS``, then ``class_acc_0`` ... for the largest class count;
+    empty where a benchmark has fewer classes), sorted by benchmark, strategy and seed."""
+    rows = [run_row(r) for r in records]
+    classes = max((r["num_classes"] for r in rows), default=0)
+    columns = RUN_COLUMNS + [CLASS_COLUMN.format(c) for c in range(classes)]
+    return pd.DataFrame(rows, columns=columns).sort_values(["benchmark", "strategy", "seed"], ignore_index=True)
 
 
 def row_order(runs: pd.DataFrame, strategies: list[str]) -> list[str]:
@@ -50,38 +60,78 @@ def row_order(runs: pd.DataFrame, strategies: list[str]) -> list[str]:
     return sorted(strategies, key=lambda s: (rank.get(types.get(s), len(TYPE_ORDER)), strategies.index(s)))
 
 
-def pivot(runs: pd.DataFrame, column: str, benchmarks: list[str], strategies: list[str]) -> pd.DataFrame:
-    """Strategies x benchmarks table of ``mean_std`` of ``column``, with each strategy's type, grouped by type."""
-    cells = runs.groupby(["strategy", "benchmark"])[column].apply(mean_std).unstack("benchmark")
-    order = row_order(runs, strategies)
-    cells = cells.reindex(index=order, columns=benchmarks).fillna("–")
-    types = runs.groupby("strategy")["type"].first()
-    cells.insert(0, "type", [types.get(s, "–") for s in order])
-    cells.index.name = "strategy"
-    return cells
+def strategy_info(runs: pd.DataFrame, strategies: list[str]) -> pd.DataFrame:
+    """Per strategy, in table order: its type, stage (train, stage2, posthoc) and the strategy it builds on."""
+    info = runs.groupby("strategy")[["type", "stage", "builds_on"]].first()
+    return info.reindex(row_order(runs, strategies))
 
 
-def to_markdown(frame: pd.DataFrame, header: dict[str, str]) -> str:
-    """A GitHub markdown table of ``frame`` (index first) with renamed column headers."""
-    cols = [frame.index.name] + [header.get(c, c) for c in frame.columns]
-    aligns = [" --- " if c == "type" else " ---: " for c in frame.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join([" --- "] + aligns) + "|"]
-    for name, row in frame.iterrows():
-        lines.append("| " + " | ".join([str(name)] + [str(v) for v in row]) + " |")
-    return "\n".join(lines)
+def benchmark_info(runs: pd.DataFrame, benchmarks: list[str]) -> pd.DataFrame:
+    """Per benchmark: model, data, ratio, classes, test images and the classes of each shot group."""
+    columns = ["arch", "dataset", "imbalance_ratio", "num_classes", "test_images"] + [f"{g}_classes" for g in SHOTS]
+    return runs.groupby("benchmark")[columns].first().reindex(benchmarks)
 
 
-def markdown_report(runs: pd.DataFrame, benchmarks: list[str], strategies: list[str]) -> str:
-    """Best test accuracy (the benchmark metric), then final-epoch and shot-group tables."""
-    sections = [
-        ("Best test accuracy (%), mean ± std over seeds", "best_test_acc", "test acc {} ↑"),
-        ("Final-epoch test accuracy (%)", "final_test_acc", "final acc {} ↑"),
-        ("Many-shot accuracy at the best epoch (%; classes with > 100 training images)", "many_acc", "many {}"),
-        ("Medium-shot accuracy at the best epoch (%; 20-100 images)", "medium_acc", "medium {}"),
-        ("Few-shot accuracy at the best epoch (%; < 20 images)", "few_acc", "few {}"),
-    ]
-    out = ["# Results", ""]
-    for title, column, head in sections:
-        table = pivot(runs, column, benchmarks, strategies)
-        out += [f"## {title}", "", to_markdown(table, {b: head.format(b) for b in benchmarks}), ""]
-    return "\n".join(out)
+def cell_summaries(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (benchmark, strategy, group): ``stats.t_interval`` over seeds (mean, std, n, lo, hi), the number
+    of collapsed runs, the per-seed values {seed: acc}, and ``best``: the highest mean of its
+    (benchmark, group) column (ties all marked)."""
+    rows = []
+    for (bench, strategy), runs_of in runs.groupby(["benchmark", "strategy"]):
+        for group, column in GROUPS.items():
+            values = runs_of.set_index("seed")[column].dropna()
+            rows.append({"benchmark": bench, "strategy": strategy, "group": group,
+                         **asdict(stats.t_interval(values)), "collapsed": int(runs_of["collapsed"].sum()),
+                         "seeds": values.to_dict()})
+    cells = pd.DataFrame(rows, columns=["benchmark", "strategy", "group", "mean", "std", "n", "lo", "hi",
+                                        "collapsed", "seeds"])
+    cells["best"] = cells["mean"] == cells.groupby(["benchmark", "group"])["mean"].transform("max")
+    return cells.set_index(["benchmark", "strategy", "group"])
+
+
+def reference_differences(runs: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """Per (benchmark, strategy other than ``reference``): ``stats.paired_difference`` of the all-class
+    accuracy to the reference's, seed by seed, and ``distinguishable`` (its interval excludes 0).
+    Empty when the reference has no runs."""
+    rows = []
+    for bench, runs_of in runs.groupby("benchmark"):
+        by_seed = runs_of.pivot_table(index="seed", columns="strategy", values="best_test_acc")
+        if reference not in by_seed:
+            continue
+        for strategy in by_seed.columns.drop(reference):
+            diff = stats.paired_difference(by_seed[strategy].dropna().to_dict(), by_seed[reference].dropna().to_dict())
+            rows.append({"benchmark": bench, "strategy": strategy, **asdict(diff),
+                         "distinguishable": stats.excludes_zero(diff)})
+    columns = ["benchmark", "strategy", "mean", "std", "n", "lo", "hi", "distinguishable"]
+    return pd.DataFrame(rows, columns=columns).set_index(["benchmark", "strategy"])
+
+
+def mean_ranks(cells: pd.DataFrame) -> pd.Series:
+    """Per strategy: ``stats.mean_rank`` of its mean all-class accuracy across benchmarks."""
+    scores = cells.xs("all", level="group")["mean"].unstack("benchmark")
+    return stats.mean_rank(scores)
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Everything the renderers need, rows in table order: the runs, per strategy ``strategy_info``, per
+    benchmark ``benchmark_info``, ``cell_summaries``, ``reference_differences`` (empty without the
+    reference's runs), ``mean_ranks`` and the reference strategy's name."""
+
+    runs: pd.DataFrame
+    strategies: pd.DataFrame
+    benchmarks: pd.DataFrame
+    cells: pd.DataFrame
+    differences: pd.DataFrame
+    ranks: pd.Series
+    reference: str
+
+
+def tables(runs: pd.DataFrame, benchmarks: list[str], strategies: list[str], reference: str) -> Tables:
+    """The ``Tables`` of the runs of ``benchmarks`` x ``strategies`` (strategies without runs left out; no
+    differences when the reference is not among them)."""
+    runs = runs[runs["benchmark"].isin(benchmarks) & runs["strategy"].isin(strategies)]
+    cells = cell_summaries(runs)
+    present = [s for s in strategies if s in set(runs["strategy"])]
+    return Tables(runs, strategy_info(runs, present), benchmark_info(runs, benchmarks), cells,
+                  reference_differences(runs, reference), mean_ranks(cells), reference)

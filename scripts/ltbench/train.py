@@ -43,6 +43,7 @@ class Recipe:
     crop_padding: int
     flip: bool
     eval_batch_size: int
+    lr_schedule: str = "cosine"  # or "cosine_shifted" (ltbench.train.SCHEDULES); strategies may override it
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,11 @@ def effective_recipe(spec: RunSpec, method: Method) -> Recipe:
     unknown = set(method.recipe) - {f.name for f in fields(Recipe)}
     if unknown:
         raise strategies.StrategyError(f"strategy {spec.strategy.name!r} overrides unknown recipe keys {sorted(unknown)}")
-    return replace(spec.recipe, **method.recipe)
+    recipe = replace(spec.recipe, **method.recipe)
+    if recipe.lr_schedule not in SCHEDULES:
+        raise strategies.StrategyError(f"strategy {spec.strategy.name!r}: unknown lr_schedule {recipe.lr_schedule!r};"
+                                       f" known: {', '.join(SCHEDULES)}")
+    return recipe
 
 
 def prepare(spec: RunSpec) -> Prepared:
@@ -116,9 +121,15 @@ def to_device_nchw(images: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(images).to(device).permute(0, 3, 1, 2).contiguous()
 
 
-def cosine_lr(base_lr: float, epoch: int, epochs: int) -> float:
-    """lr_e = base_lr * (1 + cos(pi * e / E)) / 2, for epoch e = 0..E-1 (one step per epoch)."""
-    return base_lr * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+# Epochs the cosine schedule runs ahead: "cosine_shifted" steps the scheduler before each epoch
+# (as LTR-weight-balancing's stage 2 does), so its epoch e uses the rate of e + 1 and its last runs at 0.
+SCHEDULES = {"cosine": 0, "cosine_shifted": 1}
+
+
+def cosine_lr(base_lr: float, epoch: int, epochs: int, schedule: str = "cosine") -> float:
+    """lr_e = base_lr * (1 + cos(pi * (e + s) / E)) / 2 for epoch e = 0..E-1 (one step per epoch), with
+    s = ``SCHEDULES[schedule]``."""
+    return base_lr * 0.5 * (1.0 + math.cos(math.pi * (epoch + SCHEDULES[schedule]) / epochs))
 
 
 class Trainer:
@@ -145,7 +156,7 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
         self.generators = [torch.Generator(device=self.device).manual_seed(s.seed) for s in specs]
         self.model = build_runs(spec.benchmark.arch, self.num_classes, self.method.head, [s.seed for s in specs],
-                                self.device, [s.init_model_path for s in specs])
+                                self.device, [s.init_model_path for s in specs], self.method.head_bias)
         self.model.compile(spec.compile, spec.compile_backend)
         params = self.model.trainable(self.method.trainable == "classifier")
         self.optimizer = torch.optim.SGD(
@@ -195,7 +206,7 @@ class Trainer:
     def train_epoch(self, epoch: int) -> tuple[list[float], int]:
         """One pass over each run's sample of training images for the epoch (by default every image
         once; the last batch may be smaller); returns each run's mean loss and the images per run."""
-        lr = cosine_lr(self.recipe.lr, epoch, self.recipe.epochs)
+        lr = cosine_lr(self.recipe.lr, epoch, self.recipe.epochs, self.recipe.lr_schedule)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
@@ -289,6 +300,7 @@ def run_description(spec: RunSpec, prep: Prepared) -> dict[str, Any]:
             "recipe_overrides": method.recipe,
             "trainable": method.trainable,
             "max_norm": method.max_norm,
+            "head_bias": method.head_bias,
             "init_model": spec.init_model_path,
             "feature_hook": describe(method.feature_hook),
         },
@@ -308,7 +320,7 @@ def train_epochs(trainer: Trainer, progresses: list[Progress], tags: list[str], 
         correct = [torch.bincount(labels[run_logits.argmax(1) == labels], minlength=trainer.num_classes).cpu()
                    for run_logits in logits]
         seconds = time.perf_counter() - t0
-        lr = cosine_lr(trainer.recipe.lr, epoch, epochs)
+        lr = cosine_lr(trainer.recipe.lr, epoch, epochs, trainer.recipe.lr_schedule)
         for r, progress in enumerate(progresses):
             acc = 100.0 * float(correct[r].sum()) / len(labels)
             progress.train_seconds += seconds

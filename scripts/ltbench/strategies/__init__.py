@@ -18,7 +18,8 @@ ltbench.losses), ``head`` ("linear" or "cosine"), ``weights_from_epoch`` and
 ``sampler_from_epoch`` (deferred schedules, see ltbench.schedules) and ``recipe``
 (overrides of recipe values, e.g. ``{"weight_decay": 5e-3}``); a second-stage strategy
 (config key ``stage1``) also sets ``trainable`` ("classifier": only the head learns) and
-``max_norm`` (see ltbench.constraints). ``feature_hook`` (see ltbench.synthesis) sees each
+``max_norm`` (see ltbench.constraints). ``head_bias`` sets the initial bias of the linear head.
+``feature_hook`` (see ltbench.synthesis) sees each
 batch's features and returns the batch loss. A post-hoc strategy (config key ``base``) defines
 ``adjust_logits(logits, class_counts, num_classes, config)`` instead, applied to the base
 run's test logits.
@@ -70,6 +71,7 @@ class Method:
     trainable: str = "all"
     max_norm: float | None = None
     feature_hook: Any = None
+    head_bias: float | None = None
 
     def weights_at(self, epoch: int) -> torch.Tensor:
         """The class weights in effect at 0-based ``epoch``: uniform before ``weights_from_epoch``."""

@@ -1,13 +1,22 @@
-"""Focal loss (Lin et al. 2017), ``gamma`` default 1.0; with ``beta`` given, class-balanced focal loss
-(Cui et al. 2019: effective-number weights)."""
+"""Focal loss (Lin et al. 2017) with focusing parameter ``gamma``; with ``beta`` set, class-balanced by
+effective-number weights (Cui et al. 2019). Two forms (``form``):
+
+- ``softmax`` (default): l_i = -(1 - p_i)^gamma log p_i on the softmax probability of the target,
+  reduced as a weighted mean, sum_i w_{y_i} l_i / sum_i w_{y_i} (as our other weighted losses);
+- ``sigmoid``: Cui et al.'s own class-balanced focal loss, a sigmoid focal loss over all classes
+  summed and divided by the batch size, with the head's bias initialised to -log(C - 1) as in
+  their code (ltbench.losses.SigmoidFocal).
+"""
+
+import math
 
 import torch
 
 from ltbench import weights
-from ltbench.losses import Focal
+from ltbench.losses import Focal, SigmoidFocal
 
 TYPE = "loss"
-PARAMS = {"gamma": 1.0, "beta": None}
+PARAMS = {"gamma": 1.0, "beta": None, "form": ("softmax", "sigmoid")}
 
 
 def compute_class_weights(class_counts, num_classes, config):
@@ -18,5 +27,8 @@ def compute_class_weights(class_counts, num_classes, config):
 
 
 def configure(class_counts, num_classes, config):
-    """Focal loss with the configured gamma."""
-    return {"loss": Focal(float(config["gamma"]))}
+    """The focal loss of the configured form and gamma (and the sigmoid form's head bias)."""
+    gamma = float(config["gamma"])
+    if config["form"] == "sigmoid":
+        return {"loss": SigmoidFocal(gamma), "head_bias": -math.log(num_classes - 1)}
+    return {"loss": Focal(gamma)}

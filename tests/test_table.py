@@ -1,0 +1,181 @@
+"""The results table: one tidy CSV row per run, the summaries over seeds, the paired differences to the
+reference, the markdown and the booktabs LaTeX, from hand-made metrics records."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pandas as pd
+import pytest
+
+from ltbench import table
+from ltbench.io import write_json
+from ltbench.table_text import latex_table, markdown_report
+from make_table import make_table
+
+BENCHES = ["resnet32-cifar10lt", "vgg16bn-folder"]
+STRATEGIES = ["ce", "inverse_freq", "la_posthoc", "wb_stage1", "weight_balancing"]
+TYPES = {"ce": "static reweighting", "inverse_freq": "static reweighting", "la_posthoc": "logit adjustment",
+         "wb_stage1": "two-stage", "weight_balancing": "two-stage"}
+UPSTREAM = {"la_posthoc": ("posthoc", "ce"), "weight_balancing": ("stage2", "wb_stage1")}
+# best all-class accuracy per seed 0, 1, 2
+ACC = {"ce": [70.0, 71.0, 72.0], "inverse_freq": [72.0, 73.0, 74.0], "la_posthoc": [71.0, 73.0, 72.0],
+       "wb_stage1": [60.0, 61.0, 62.0], "weight_balancing": [75.0, 76.0, 12.0]}
+
+
+def record(bench: str, strategy: str, seed: int, acc: float) -> dict:
+    """A metrics record as ltbench.metrics.extract writes it (the fields the table reads)."""
+    classes, test = (10, 1000) if bench.startswith("resnet32") else (5, 500)
+    stage, builds_on = UPSTREAM.get(strategy, ("train", None))
+    return {
+        "benchmark": bench, "arch": bench.split("-")[0], "dataset": bench.split("-")[1][:-2], "imbalance_ratio": 100.0,
+        "strategy": strategy, "type": TYPES[strategy], "stage": stage, "builds_on": builds_on, "seed": seed,
+        "num_classes": classes, "test_images": test,
+        "shot_classes": {"many": 4, "medium": 3, "few": 3} if classes == 10 else {"many": 2, "medium": 2, "few": 1},
+        "best_test_acc": acc, "best_epoch": 3, "final_test_acc": acc - 1.0, "epochs": 4,
+        "best_correct": round(acc * test / 100),
+        "best_shot_acc": {"many": acc + 10, "medium": acc, "few": None if strategy == "wb_stage1" else acc - 20},
+        "best_per_class_acc": [acc + c for c in range(classes)],
+        "provenance": {"device_name": "cpu", "train_seconds": 1.5, "commit": "abc123"},
+    }
+
+
+@pytest.fixture(scope="module")
+def runs() -> pd.DataFrame:
+    return table.runs_frame(record(b, s, seed, ACC[s][seed]) for b in BENCHES for s in STRATEGIES for seed in range(3))
+
+
+@pytest.fixture(scope="module")
+def tables(runs) -> table.Tables:
+    return table.tables(runs, BENCHES, STRATEGIES, "ce")
+
+
+def test_runs_frame_is_tidy_one_row_per_run(runs):
+    assert len(runs) == 2 * 5 * 3
+    assert list(runs.columns) == table.RUN_COLUMNS + [f"class_acc_{c}" for c in range(10)]
+    ce0 = runs[(runs.benchmark == "resnet32-cifar10lt") & (runs.strategy == "ce") & (runs.seed == 0)].iloc[0]
+    assert (ce0.arch, ce0.dataset, ce0.imbalance_ratio, ce0.num_classes, ce0.test_images) == (
+        "resnet32", "cifar10", 100.0, 10, 1000)
+    assert (ce0.many_classes, ce0.medium_classes, ce0.few_classes) == (4, 3, 3)
+    assert (ce0.best_test_acc_lo, ce0.best_test_acc_hi) == pytest.approx((67.09, 72.76), abs=0.01)  # Wilson 700/1000
+    assert ce0.class_acc_9 == 79.0
+    small = runs[runs.benchmark == "vgg16bn-folder"]
+    assert small["class_acc_4"].notna().all() and small["class_acc_5"].isna().all()
+    wb = runs[runs.strategy == "weight_balancing"].set_index(["benchmark", "seed"])
+    assert wb["collapsed"].to_dict() == {(b, s): s == 2 for b in BENCHES for s in range(3)}
+    assert set(wb["builds_on"]) == {"wb_stage1"} and set(wb["stage"]) == {"stage2"}
+
+
+def test_csv_round_trip(tmp_path, runs):
+    path = tmp_path / "table.csv"
+    runs.to_csv(path, index=False)
+    back = pd.read_csv(path)
+    assert back.shape == runs.shape
+    assert back.filter(regex=r"^class_acc_").shape[1] == 10
+
+
+def test_cell_summaries(tables):
+    cell = tables.cells.loc[("resnet32-cifar10lt", "ce", "all")]
+    half = 4.3027 / math.sqrt(3)  # t_{0.975, 2} * s / sqrt(n), s = 1
+    assert (cell["mean"], cell["std"], cell["n"]) == (71.0, 1.0, 3)
+    assert (cell["lo"], cell["hi"]) == pytest.approx((71 - half, 71 + half), abs=1e-4)
+    assert cell["seeds"] == {0: 70.0, 1: 71.0, 2: 72.0}
+    assert tables.cells.loc[("resnet32-cifar10lt", "wb_stage1", "few"), "n"] == 0  # an empty shot group
+    assert tables.cells.loc[("resnet32-cifar10lt", "weight_balancing", "all"), "collapsed"] == 1
+
+
+def test_best_per_column(tables):
+    best = tables.cells[tables.cells["best"]].reset_index()
+    assert set(best.loc[best.group == "all", "strategy"]) == {"inverse_freq"}  # 73.0
+    assert set(best.loc[best.group == "many", "strategy"]) == {"inverse_freq"}
+    assert not tables.cells.loc[(slice(None), "wb_stage1", "few"), "best"].any()
+
+
+def test_paired_differences_to_the_reference(tables):
+    diff = tables.differences.loc[("resnet32-cifar10lt", "inverse_freq")]
+    assert (diff["mean"], diff["std"], diff["n"]) == (2.0, 0.0, 3)  # d = 2, 2, 2 by seed
+    assert diff["distinguishable"]
+    la = tables.differences.loc[("resnet32-cifar10lt", "la_posthoc")]  # d = 1, 2, 0: 1 +- 2.48
+    assert la["mean"] == 1.0 and not la["distinguishable"]
+    assert ("resnet32-cifar10lt", "ce") not in tables.differences.index
+
+
+def test_mean_ranks(tables):
+    # per benchmark by mean all-class accuracy: inverse_freq 73, la_posthoc 72, ce 71, wb_stage1 61, wb 54.3
+    assert tables.ranks.to_dict() == {"ce": 3.0, "inverse_freq": 1.0, "la_posthoc": 2.0, "wb_stage1": 4.0,
+                                      "weight_balancing": 5.0}
+
+
+def sections(md: str) -> dict[str, list[str]]:
+    """The lines of each '## ' section of table.md by heading."""
+    return {part.split("\n", 1)[0]: part.splitlines()[1:] for part in md.split("\n## ")[1:]}
+
+
+def test_markdown(tables):
+    md = sections(markdown_report(tables))
+    assert list(md) == ["Benchmarks", "Best-epoch test accuracy (%)",
+                        "95% confidence intervals of the means (t over seeds)", "Runs"]
+    header, _, *lines = [line for line in md["Best-epoch test accuracy (%)"] if line.startswith("|")]
+    assert "| resnet32-cifar10lt many (4 cl.) | resnet32-cifar10lt medium (3 cl.) | resnet32-cifar10lt few (3 cl.) |" \
+           " resnet32-cifar10lt all (10 cl.) | resnet32-cifar10lt Δ vs ce |" in header
+    assert header.endswith("| vgg16bn-folder all (5 cl.) | vgg16bn-folder Δ vs ce | mean rank |")
+    rows = {line.split(" | ")[0][2:]: line for line in lines}
+    assert list(rows) == ["ce (baseline)", "inverse_freq", "la_posthoc", "wb_stage1", "weight_balancing"]
+    assert rows["ce (baseline)"].startswith("| ce (baseline) | static reweighting | – | 81.00 ± 1.00 (n=3) |")
+    assert "| baseline |" in rows["ce (baseline)"] and rows["ce (baseline)"].endswith("| 3.00 |")
+    assert "| **73.00 ± 1.00 (n=3)** | +2.00 [+2.00, +2.00] |" in rows["inverse_freq"]
+    assert "| logit adjustment | post hoc on ce |" in rows["la_posthoc"]
+    assert "| +1.00 [-1.48, +3.48] ≈ |" in rows["la_posthoc"]
+    assert "| two-stage | stage 2 of wb_stage1 |" in rows["weight_balancing"]
+    assert "| 54.33 ± 36.67 (n=3, 1 collapsed) |" in rows["weight_balancing"]  # s of 75, 76, 12
+    assert "| 61.00 ± 1.00 (n=3) | – | 61.00 ± 1.00 (n=3) |" in rows["wb_stage1"]  # no few-shot value
+    ci = "\n".join(md["95% confidence intervals of the means (t over seeds)"])
+    assert "| ce (baseline) | [78.52, 83.48] | [68.52, 73.48] | [48.52, 53.48] | [68.52, 73.48] |" in ci
+    runs = "\n".join(md["Runs"])
+    assert "| resnet32-cifar10lt | weight_balancing | 2 | 12.00 [10.13, 14.16] | 22.00 | 12.00 | -8.00 | 11.00 | 3 |" \
+           " collapsed (< 1.5 × chance = 15.00) |" in runs
+    assert "| 4 | 3 | 3 |" in "\n".join(md["Benchmarks"])
+
+
+def test_latex_is_booktabs_with_one_cell_per_column(tables):
+    tex = latex_table(tables)
+    assert tex.count(r"\toprule") == tex.count(r"\bottomrule") == 1 and r"\begin{tabular}{lrrrrrrrrr}" in tex
+    body = tex.split(r"\midrule", 1)[1].split(r"\bottomrule")[0]
+    data = [line for line in body.splitlines() if line.endswith(r"\\") and r"\multicolumn" not in line]
+    assert len(data) == 5 and all(line.count(" & ") == 9 for line in data)
+    assert r"\multicolumn{4}{c}{ResNet-32, CIFAR-10-LT ($\rho=100$)}" in tex
+    assert "weight\\_balancing (stage 2 of wb\\_stage1) &" in tex and "ce (baseline) &" in tex
+    assert r"$\mathbf{73.0 \pm 1.0}$" in tex and r"$54.3 \pm 36.7^\dagger$" in tex
+    assert r"\textit{logit adjustment}" in tex and "\u2013" not in tex  # no unicode dash in LaTeX
+    assert "std over 3 seeds." in tex
+
+
+def test_reference_without_runs_gives_no_difference_column(runs):
+    t = table.tables(runs, BENCHES, ["inverse_freq", "la_posthoc"], "ce")  # ce not in the matrix
+    assert t.differences.empty
+    md = markdown_report(t)
+    assert "Δ" not in md.split("## Benchmarks")[1] and "has no runs in this table" in md
+    assert t.ranks.to_dict() == {"inverse_freq": 1.0, "la_posthoc": 2.0}  # ranked among the matrix only
+    assert r"\bottomrule" in latex_table(t)
+
+
+def test_make_table_writes_csv_markdown_and_latex(tmp_path):
+    paths = []
+    for s in ("ce", "inverse_freq"):
+        for seed in range(2):
+            paths.append(str(tmp_path / f"{s}{seed}.json"))
+            write_json(paths[-1], record("resnet32-cifar10lt", s, seed, ACC[s][seed]))
+    out = {ext: tmp_path / f"table.{ext}" for ext in ("csv", "md", "tex")}
+    make_table(paths, str(out["csv"]), str(out["md"]), str(out["tex"]), ["resnet32-cifar10lt"], ["ce", "inverse_freq"],
+               "ce")
+    assert len(pd.read_csv(out["csv"])) == 4
+    assert re.search(r"\| inverse_freq \| .* \| \+2\.00 \[\+2\.00, \+2\.00\] \|", out["md"].read_text())
+    assert out["tex"].read_text().startswith("% Made by rule table")
+
+
+def test_latex_caption_counts_seeds(runs):
+    one = table.tables(runs[runs.seed == 0], BENCHES, STRATEGIES, "ce")
+    assert "std over 1 seed." in latex_table(one)
+    uneven = table.tables(runs[(runs.seed < 2) | (runs.strategy == "ce")], BENCHES, STRATEGIES, "ce")
+    assert "std over 2--3 seeds." in latex_table(uneven)

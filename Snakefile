@@ -10,7 +10,6 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
-include: "rules/code.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/posthoc.smk"

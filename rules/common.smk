@@ -1,3 +1,4 @@
+import functools
 import os
 import re
 import sys
@@ -8,7 +9,10 @@ validate(config, schema="schemas/config.schema.yaml")
 
 # ltbench.config is pure Python (no torch): reading names the same way as the scripts.
 sys.path.insert(0, os.path.join(workflow.basedir, "scripts"))
+from ltbench import code as codeid
 from ltbench import config as cfg
+from ltbench import params as strategy_params_of
+from ltbench.sources import identity as source_identity
 
 # The table's columns and rows: the ``matrix`` lists if given, else everything configured.
 BENCHMARKS = config.get("matrix", {}).get("benchmarks", list(config["benchmarks"]))
@@ -20,8 +24,11 @@ TABLE_REFERENCE = config.get("table", {}).get("reference", "ce")
 RUN = cfg.RUN_DIR  # results/runs/{benchmark}/{strategy}/seed{seed}
 for _name in BENCHMARKS:
     cfg.benchmark(config, _name)  # a ConfigError here names the unknown dataset
+for _name in config["strategies"]:
+    # ... or the missing strategy file, an unknown or mistyped parameter, a missing upstream
+    strategy_params_of.effective(cfg.strategy(config, _name))
 for _name in STRATEGIES:
-    cfg.strategy(config, _name)  # ... or the missing strategy file
+    cfg.strategy(config, _name)
 # How each configured strategy's runs are made (a second stage may build on one outside the matrix).
 TRAINED = [s for s in config["strategies"] if cfg.strategy(config, s).stage == "train"]
 STAGE2 = [s for s in config["strategies"] if cfg.strategy(config, s).stage == "stage2"]
@@ -48,78 +55,28 @@ def source(path):
     return os.path.relpath(os.path.join(workflow.basedir, path))
 
 
-def library(*modules):
-    """Files of the ltbench package; rules list the ones they import, since Snakemake does not track imports."""
-    return [source(f"scripts/ltbench/{m}") for m in modules]
-
-
-COMMON_CODE = library("__init__.py", "config.py", "io.py", "logs.py")
-# ltbench.data and what it imports (sources, splits, images): training imports it to load the cache.
-DATA_LIBRARY = library("data.py", "sources.py", "splits.py", "images.py")
-DATA_CODE = COMMON_CODE + DATA_LIBRARY + [source("scripts/materialize.py")]
-TRAIN_CODE = (
-    COMMON_CODE
-    + library(
-        "train.py",
-        "models.py",
-        "augment.py",
-        "devices.py",
-        "checkpoint.py",
-        "constraints.py",
-        "losses.py",
-        "samplers.py",
-        "schedules.py",
-        "synthesis.py",
-        "weights.py",
-        "replicas.py",
-        "strategies/__init__.py",
-    )
-    + DATA_LIBRARY
-    + library("cli.py")
-    + [source("scripts/train.py")]
-)
-POSTHOC_CODE = (
-    COMMON_CODE
-    + library(
-        "posthoc.py",
-        "strategies/__init__.py",
-        "losses.py",
-        "samplers.py",
-        "weights.py",
-        "cli.py",
-    )
-    + [source("scripts/posthoc.py")]
-)
-METRICS_CODE = (
-    COMMON_CODE + library("metrics.py") + [source("scripts/extract_metrics.py")]
-)
-TABLE_CODE = (
-    COMMON_CODE
-    + library("table.py", "table_text.py", "stats.py", "metrics.py")
-    + [source("scripts/make_table.py")]
-)
-PLOT_CODE = COMMON_CODE + library("plots.py", "metrics.py")
-# The library files each rule family's script imports (rule ``code`` hashes them into one input).
-CODE = {
-    "data": DATA_CODE,
-    "train": TRAIN_CODE,
-    "posthoc": POSTHOC_CODE,
-    "metrics": METRICS_CODE,
-    "table": TABLE_CODE,
-    **{
-        name: PLOT_CODE + [source(f"scripts/{name}.py")]
-        for name in ("plot_table", "plot_benchmark", "plot_run", "plot_dataset")
-    },
+# Code identity (ltbench.code): each rule family's entry script and every ltbench module it
+# imports, by meaning (comments, docstrings and formatting do not count). A rule takes it as a
+# param, so a real change reruns exactly the jobs whose code changed; `snakemake -n` names the
+# param as the reason.
+ENTRY_SCRIPTS = {
+    "data": "materialize",
+    "train": "train",
+    "posthoc": "posthoc",
+    "metrics": "extract_metrics",
+    "table": "make_table",
+    "plot_table": "plot_table",
+    "plot_benchmark": "plot_benchmark",
+    "plot_run": "plot_run",
+    "plot_dataset": "plot_dataset",
 }
 
 
+@functools.cache
 def code(family):
-    """The fingerprint of a rule family's code (rules/code.smk), one input instead of its files."""
-    return f"results/code/{family}.sha256"
-
-
-def code_files(wildcards):
-    return CODE[wildcards.family]
+    """The identity of a rule family's code (the closure of ``scripts/<entry>.py``)."""
+    entry = os.path.join(workflow.basedir, "scripts", f"{ENTRY_SCRIPTS[family]}.py")
+    return codeid.identity(entry)
 
 
 def data_dir(wildcards):
@@ -137,25 +94,18 @@ def data_cache(wildcards):
 
 
 def dataset_params(wildcards):
-    """What a subset depends on besides code: source format and location, subset seed, and the
-    entry's image size and split settings where it sets them."""
+    """What a subset depends on besides code: the source's format and content (not its location:
+    moving the data reruns nothing), the subset seed, and the entry's image size and split settings
+    where it sets them."""
     entry = cfg.dataset(config, wildcards.dataset)
     optional = ("image_size", "test_fraction", "test_per_class")
+    location = entry.get("path", config["data"]["root"])
     return {
         "format": entry["format"],
-        "location": entry.get("path", config["data"]["root"]),
+        "content": source_identity(entry["format"], location),
         "subset_seed": config["data"]["subset_seed"],
         **{key: entry[key] for key in optional if key in entry},
     }
-
-
-def strategy_file(wildcards):
-    """The one file that defines the strategy."""
-    return source(
-        os.path.relpath(
-            cfg.strategy(config, wildcards.strategy).source, workflow.basedir
-        )
-    )
 
 
 def run_file(name):
@@ -209,9 +159,16 @@ def base_predictions(wildcards):
 
 
 def strategy_params(wildcards):
-    """The strategy's module and parameters; a change reruns only this strategy."""
+    """The strategy's module, its parameters with their declared defaults, what it builds on, and the
+    identity of its file's code: a change to any reruns only this strategy (and what builds on it).
+    """
     spec = cfg.strategy(config, wildcards.strategy)
-    return {"module": spec.module, **spec.params}
+    return {
+        "module": spec.module,
+        "params": strategy_params_of.effective(spec),
+        "upstream": spec.upstream,
+        "code": codeid.identity(spec.source),
+    }
 
 
 def benchmark_params(wildcards):

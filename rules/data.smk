@@ -1,6 +1,4 @@
 rule materialize:
-    input:
-        code=code("data"),
     output:
         index="results/data/{dataset}-lt{ratio}/index.json",
         cache="results/data/{dataset}-lt{ratio}/cache.npz",
@@ -11,6 +9,7 @@ rule materialize:
     conda:
         "../envs/train.yaml"
     params:
+        code=code("data"),
         source=dataset_params,
     script:
         "../scripts/materialize.py"

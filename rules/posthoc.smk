@@ -2,8 +2,6 @@ rule posthoc:
     input:
         history=base_history,
         predictions=base_predictions,
-        strategy=strategy_file,
-        code=code("posthoc"),
     output:
         history=run_file("history.json"),
         predictions=run_file("predictions.npz"),
@@ -14,6 +12,7 @@ rule posthoc:
     conda:
         "../envs/train.yaml"
     params:
+        code=code("posthoc"),
         strategy=strategy_params,
     script:
         "../scripts/posthoc.py"

@@ -5,7 +5,6 @@
 rule table_html:
     input:
         md=rules.table.output.md,
-        code=code("plot_table"),
     output:
         html=report(
             "results/table.html",
@@ -17,6 +16,8 @@ rule table_html:
         "results/logs/report/table_html.log",
     conda:
         "../envs/report.yaml"
+    params:
+        code=code("plot_table"),
     script:
         "../scripts/plot_table.py"
 
@@ -29,7 +30,6 @@ rule plot_benchmark:
             seed=SEEDS,
             allow_missing=True,
         ),
-        code=code("plot_benchmark"),
     output:
         per_class=report(
             "results/plots/benchmarks/{benchmark}/per_class.png",
@@ -50,6 +50,7 @@ rule plot_benchmark:
     conda:
         "../envs/report.yaml"
     params:
+        code=code("plot_benchmark"),
         strategies=STRATEGIES,
     script:
         "../scripts/plot_benchmark.py"
@@ -60,7 +61,6 @@ rule plot_run:
         history=run_file("history.json"),
         predictions=run_file("predictions.npz"),
         index=data_index,
-        code=code("plot_run"),
     output:
         curves=report(
             "results/plots/runs/{benchmark}/{strategy}/seed{seed}/curves.png",
@@ -89,7 +89,7 @@ rule plot_run:
     conda:
         "../envs/report.yaml"
     params:
-        strategies=STRATEGIES,
+        code=code("plot_run"),
     script:
         "../scripts/plot_run.py"
 
@@ -97,7 +97,6 @@ rule plot_run:
 rule plot_dataset:
     input:
         index=rules.materialize.output.index,
-        code=code("plot_dataset"),
     output:
         histogram=report(
             "results/plots/data/{dataset}-lt{ratio}.png",
@@ -109,5 +108,7 @@ rule plot_dataset:
         "results/logs/report/plot_dataset/{dataset}-lt{ratio}.log",
     conda:
         "../envs/report.yaml"
+    params:
+        code=code("plot_dataset"),
     script:
         "../scripts/plot_dataset.py"

@@ -1,7 +1,6 @@
 rule table:
     input:
         metrics=all_runs(rules.metrics.output.metrics),
-        code=code("table"),
     output:
         csv="results/table.csv",
         md="results/table.md",
@@ -11,6 +10,7 @@ rule table:
     conda:
         "../envs/report.yaml"
     params:
+        code=code("table"),
         benchmarks=BENCHMARKS,
         strategies=STRATEGIES,
         reference=TABLE_REFERENCE,

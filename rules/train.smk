@@ -4,8 +4,6 @@ rule train:
     input:
         index=data_index,
         cache=data_cache,
-        strategy=strategy_file,
-        code=code("train"),
     output:
         **train_outputs(),
     log:
@@ -22,6 +20,7 @@ rule train:
         runtime=config["train"]["runtime"],
         mem_mb=config["train"]["mem_mb"],
     params:
+        code=code("train"),
         benchmark=benchmark_params,
         strategy=strategy_params,
         recipe=config["recipe"],
@@ -35,8 +34,6 @@ use rule train as finetune with:
     input:
         index=data_index,
         cache=data_cache,
-        strategy=strategy_file,
-        code=code("train"),
         init_model=stage1_models,
     wildcard_constraints:
         strategy=alternatives(STAGE2),

@@ -7,15 +7,16 @@ from ltbench.io import read_json
 from ltbench.logs import redirect_to_log
 
 
-def plot_run(history_path: str, predictions_path: str, index_path: str, curves_path: str, confusion_path: str,
-             strategies: list[str]) -> None:
-    """Draw test accuracy / training loss per epoch, and the best epoch's confusion matrix."""
+def plot_run(history_path: str, predictions_path: str, index_path: str, curves_path: str, confusion_path: str) -> None:
+    """Draw test accuracy / training loss per epoch, and the best epoch's confusion matrix. One run's
+    figure is drawn in one style whatever the other strategies are, so adding or reordering
+    strategies leaves it as it is."""
     history, index = read_json(history_path), read_json(index_path)
     with np.load(predictions_path) as npz:
         labels, pred = npz["labels"], npz["best_pred"]
     strategy, best = history["strategy"]["name"], history["best_epoch"]
     tag = f"{history['benchmark']['name']} / {strategy} / seed {history['seed']}"
-    style = plots.strategy_styles(strategies)[strategy]
+    style = plots.strategy_styles([strategy])[strategy]
     curves_title = tag + (f"\n({history['epochs_note']})" if "epochs_note" in history else "")
     curves = plots.learning_curves_figure(history["epochs"], best, history["best_test_acc"], curves_title, style)
     plots.save(curves, curves_path)
@@ -27,5 +28,4 @@ def plot_run(history_path: str, predictions_path: str, index_path: str, curves_p
 if "snakemake" in globals():
     sm = globals()["snakemake"]
     with redirect_to_log(sm.log[0]):
-        plot_run(sm.input.history, sm.input.predictions, sm.input.index, sm.output.curves, sm.output.confusion,
-                 sm.params.strategies)
+        plot_run(sm.input.history, sm.input.predictions, sm.input.index, sm.output.curves, sm.output.confusion)

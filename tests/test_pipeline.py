@@ -116,23 +116,34 @@ def _runs(jobs, rule):
 
 TRAINED = {"ce", "effective_number"}
 EVERY = TRAINED | {"la_posthoc", "weight_balancing"}
+SEMANTIC = "\nEDITED = True\n"  # a statement: the code's meaning changes
 RERUN_CASES = {
     # edited file, old text (None: append), new text -> strategies expected per rule, and whether the table reruns
-    "strategy-file": ("scripts/ltbench/strategies/effective_number.py", None, "\n# edited\n",
+    "strategy-file": ("scripts/ltbench/strategies/effective_number.py", None, SEMANTIC,
                       {"train": {"effective_number"}, "metrics": {"effective_number"}}, True),
     "strategy-params": ("config.yaml", "beta: 0.99", "beta: 0.98",
                         {"train": {"effective_number"}, "metrics": {"effective_number"}}, True),
-    "upstream-strategy": ("scripts/ltbench/strategies/ce.py", None, "\n# edited\n",
+    "upstream-strategy": ("scripts/ltbench/strategies/ce.py", None, SEMANTIC,
                           {"train": {"ce"}, "finetune": {"weight_balancing"}, "posthoc": {"la_posthoc"},
                            "metrics": {"ce", "weight_balancing", "la_posthoc"}}, True),
-    "stage2-only": ("scripts/ltbench/strategies/weight_balancing.py", None, "\n# edited\n",
+    "stage2-only": ("scripts/ltbench/strategies/weight_balancing.py", None, SEMANTIC,
                     {"finetune": {"weight_balancing"}, "metrics": {"weight_balancing"}}, True),
-    "posthoc-code": ("scripts/ltbench/posthoc.py", None, "\n# edited\n",
+    "posthoc-code": ("scripts/ltbench/posthoc.py", None, SEMANTIC,
                      {"posthoc": {"la_posthoc"}, "metrics": {"la_posthoc"}}, True),
-    "training-code": ("scripts/ltbench/train.py", None, "\n# edited\n",
+    "training-code": ("scripts/ltbench/train.py", None, SEMANTIC,
                       {"train": TRAINED, "finetune": {"weight_balancing"}, "posthoc": {"la_posthoc"},
                        "metrics": EVERY}, True),
-    "table-code": ("scripts/ltbench/table.py", None, "\n# edited\n", {}, True),
+    # weights.py is imported by the strategies that compute weights from counts, not by ce or training
+    "strategy-library": ("scripts/ltbench/weights.py", None, SEMANTIC,
+                         {"train": {"effective_number"}, "finetune": {"weight_balancing"}, "posthoc": {"la_posthoc"},
+                          "metrics": {"effective_number", "weight_balancing", "la_posthoc"}}, True),
+    "table-code": ("scripts/ltbench/table.py", None, SEMANTIC, {}, True),
+    # comments, docstrings and formatting are not the code's meaning
+    "comment": ("scripts/ltbench/train.py", None, "\n# edited\n", {}, False),
+    "docstring": ("scripts/ltbench/losses.py", '"""Classification losses', '"""Reworded: classification losses',
+                  {}, False),
+    "formatting": ("scripts/ltbench/strategies/effective_number.py", "weights.effective_number(",
+                   "weights.effective_number (", {}, False),
 }
 
 
@@ -148,6 +159,8 @@ def test_rerun_only_what_changed(tiny_run: Workflow, case):
     for rule in ("materialize", "train", "finetune", "posthoc", "metrics"):
         assert _runs(jobs, rule) == wildcards(expected.get(rule, set())), rule
     assert (("table", "") in jobs) == table
+    if not table:
+        assert jobs == set()
     assert tiny_run.planned_jobs() == set(), "restoring the content should leave nothing to do"
 
 
@@ -158,33 +171,67 @@ def test_touch_without_change_reruns_nothing(tiny_run: Workflow):
     assert tiny_run.planned_jobs() == set()
 
 
-def test_rules_declare_every_library_module_they_import():
-    """Snakemake does not track imports: each rule must list the ltbench files its script imports."""
-    out = subprocess.run([*SNAKEMAKE, "--dry-run"], cwd=REPO, capture_output=True, text=True, check=True).stdout
-    inputs, families = {}, {}
-    for rule, block in re.findall(r"^(?:local)?rule (\w+):\n((?:    .*\n)+)", out, re.M):
-        if m := re.search(r"^    input: (.*)$", block, re.M):
-            if rule == "code":  # the files hashed into results/code/<family>.sha256
-                family = re.search(r"^    wildcards: family=(\w+)$", block, re.M).group(1)
-                families[f"results/code/{family}.sha256"] = set(m.group(1).split(", "))
-            else:
-                inputs.setdefault(rule, set(m.group(1).split(", ")))
-    inputs = {rule: files.union(*(families.get(f, set()) for f in files)) for rule, files in inputs.items()}
-    scripts = {"materialize": "materialize", "train": "train", "finetune": "train", "posthoc": "posthoc",
-               "metrics": "extract_metrics", "table": "make_table", "table_html": "plot_table",
-               "plot_run": "plot_run", "plot_benchmark": "plot_benchmark", "plot_dataset": "plot_dataset"}
+def edited_config(wf: Workflow, change):
+    """Context: ``change(config)`` applied to the workflow's config.yaml, restored after."""
+    text = (wf.root / "config.yaml").read_text()
+    config = yaml.safe_load(text)
+    change(config)
+    return _edited(wf.root / "config.yaml", text, yaml.safe_dump(config, sort_keys=False))
+
+
+def test_adding_or_reordering_strategies_reruns_only_theirs(tiny_run: Workflow):
+    def add(config):
+        config["strategies"]["sqrt_inverse"] = {}
+
+    with edited_config(tiny_run, add):
+        jobs = tiny_run.planned_jobs()
+    new = {f"benchmark={b}, strategy=sqrt_inverse, seed=0" for b in ("resnet32-tiny10", "vgg16bn-folder")}
+    for rule in ("train", "metrics", "plot_run"):
+        assert _runs(jobs, rule) == new, rule
+    assert {r for r, _ in jobs} == {"train", "metrics", "plot_run", "table", "table_html", "plot_benchmark", "all"}
+
+    def reorder(config):
+        config["strategies"] = dict(reversed(list(config["strategies"].items())))
+
+    with edited_config(tiny_run, reorder):
+        jobs = tiny_run.planned_jobs()
+    assert {r for r, _ in jobs} == {"table", "table_html", "plot_benchmark", "all"}
+
+
+def test_moving_the_data_retrains_nothing(tiny_run: Workflow):
+    """A subset is what its source holds, not where it lies."""
+    (tiny_run.root / "folder").rename(tiny_run.root / "moved")
+    try:
+        with edited_config(tiny_run, lambda c: c["datasets"]["folder"].update(path="moved")):
+            assert tiny_run.planned_jobs() == set()
+            extra = sorted((tiny_run.root / "moved/train").iterdir())[0] / "extra.png"
+            extra.write_bytes(b"not the same data")
+            assert ("materialize", "dataset=folder, ratio=3") in tiny_run.planned_jobs()
+            extra.unlink()
+    finally:
+        (tiny_run.root / "moved").rename(tiny_run.root / "folder")
+
+
+def test_the_derived_code_closure_covers_every_module_a_script_imports():
+    """Snakemake does not track imports: each rule family's code identity is derived from its entry
+    script's import closure (ltbench.code), which must hold every ltbench module the script loads."""
+    scripts = ("materialize", "train", "posthoc", "extract_metrics", "make_table", "plot_table", "plot_run",
+               "plot_benchmark", "plot_dataset")
     probes = {}
-    for script in set(scripts.values()):  # one process per script, all at once
+    for script in scripts:  # one process per script, all at once
         probe = (
             "import runpy, sys\n"
             "sys.path.insert(0, 'scripts')\n"
             f"runpy.run_path('scripts/{script}.py', run_name='probe')\n"
-            "print('\\n'.join(m.__file__ for n, m in sys.modules.items() if n.startswith('ltbench')))\n"
+            "print('\\n'.join(m.__file__ for n, m in sys.modules.items()"
+            " if n.startswith('ltbench') and not n.startswith('ltbench.strategies.')))\n"
         )
         probes[script] = subprocess.Popen([sys.executable, "-c", probe], cwd=REPO, stdout=subprocess.PIPE, text=True)
     imports = {script: proc.communicate()[0].split() for script, proc in probes.items()}
     assert all(proc.returncode == 0 for proc in probes.values()), "an entry script failed to import"
-    for rule, script in scripts.items():
-        imported = {str(Path(f).relative_to(REPO)) for f in imports[script]} | {f"scripts/{script}.py"}
-        missing = imported - inputs[rule]
-        assert not missing, f"rule {rule} imports {sorted(missing)} without declaring them as inputs"
+    from ltbench import code
+
+    for script in scripts:
+        closure = set(code.closure(REPO / "scripts" / f"{script}.py"))
+        missing = {Path(f).resolve() for f in imports[script]} - closure
+        assert not missing, f"scripts/{script}.py imports {sorted(map(str, missing))} outside its derived closure"

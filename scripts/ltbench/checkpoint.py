@@ -40,8 +40,7 @@ def fingerprint(description: dict[str, Any], strategy_source: Path) -> str:
     ``scripts/train.py`` and the strategy file with every ``ltbench`` module they import. An edit
     elsewhere (plots, tables), or to a comment or docstring, leaves a half-finished run resumable."""
     digest = hashlib.sha256(json.dumps(description, sort_keys=True, default=str).encode())
-    files = sorted(set(code.closure(code.SCRIPTS / "train.py")) | set(code.closure(strategy_source)))
-    digest.update(code.fingerprint_lines(files).encode())
+    digest.update(code.identity(code.SCRIPTS / "train.py", strategy_source).encode())
     return digest.hexdigest()
 
 

@@ -11,6 +11,7 @@ the ``code`` rule's fingerprint files and the training checkpoints.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 from pathlib import Path
 
@@ -38,9 +39,20 @@ def meaning(path: str | Path) -> bytes:
     return ast.dump(_drop_docstrings(ast.parse(text, filename=str(path)))).encode()
 
 
+def _version(path: str | Path) -> tuple[str, int, int]:
+    """A cache key that changes whenever the file does."""
+    stat = Path(path).stat()
+    return str(path), stat.st_mtime_ns, stat.st_size
+
+
+@functools.lru_cache(maxsize=None)
+def _digest(version: tuple[str, int, int]) -> str:
+    return hashlib.sha256(meaning(version[0])).hexdigest()
+
+
 def digest(path: str | Path) -> str:
-    """sha256 of ``meaning(path)``."""
-    return hashlib.sha256(meaning(path)).hexdigest()
+    """sha256 of ``meaning(path)`` (cached while the file is unchanged)."""
+    return _digest(_version(path))
 
 
 def _module_file(name: str, root: Path) -> Path | None:
@@ -56,6 +68,12 @@ def _module_file(name: str, root: Path) -> Path | None:
 
 def _imports(path: Path, root: Path) -> set[Path]:
     """The ``ltbench`` files that ``path`` imports (with their packages' ``__init__.py``)."""
+    return _imports_of(_version(path), root)
+
+
+@functools.lru_cache(maxsize=None)
+def _imports_of(version: tuple[str, int, int], root: Path) -> set[Path]:
+    path = Path(version[0])
     names = set()
     for node in ast.walk(ast.parse(path.read_bytes(), filename=str(path))):
         if isinstance(node, ast.Import):
@@ -86,6 +104,19 @@ def closure(entry: str | Path, root: Path | None = None) -> list[Path]:
     return sorted(seen)
 
 
+def _name(path: Path) -> str:
+    """``path`` relative to ``SCRIPTS`` where it lies below it (so a moved checkout keeps its identity)."""
+    path = Path(path).resolve()
+    return path.relative_to(SCRIPTS).as_posix() if path.is_relative_to(SCRIPTS) else path.as_posix()
+
+
 def fingerprint_lines(paths: list[str | Path]) -> str:
-    """``<digest>  <path>`` per file, in the given order: the text of a ``code`` fingerprint file."""
-    return "".join(f"{digest(p)}  {p}\n" for p in paths)
+    """``<digest>  <name>`` per file, in the given order (names relative to ``SCRIPTS``)."""
+    return "".join(f"{digest(p)}  {_name(p)}\n" for p in paths)
+
+
+def identity(*entries: str | Path) -> str:
+    """sha256 of the meaning of ``entries`` and of every ``ltbench`` module they import: what a rule
+    family's (or a strategy's) code is, for rerun decisions and checkpoint stamps."""
+    files = sorted(set().union(*(closure(e) for e in entries)))
+    return hashlib.sha256(fingerprint_lines(files).encode()).hexdigest()

@@ -236,3 +236,27 @@ def _manifest(path: Path, image_size: int) -> Source:
     checksums = {path.name: hashlib.md5(path.read_bytes()).hexdigest()}
     test = items(by_split["test"]) if has_split else None
     return Source(items(by_split["train"]), test, classes, str(path), checksums)
+
+
+def identity(fmt: str, location: str | Path) -> str:
+    """What a source holds, wherever it lies (a rule param: moving the data reruns nothing, changing it
+    re-materializes): a torchvision format is its official files (md5-checked when read), so the
+    format itself; an image folder is the sorted list of its files' paths, relative to the folder,
+    with their sizes; a manifest is its CSV's bytes and the sizes of the files it names. ``missing``
+    while the location does not exist (materialization then says what is wrong)."""
+    if fmt not in ("imagefolder", "manifest"):
+        return fmt
+    path = Path(location)
+    digest = hashlib.sha256()
+    if fmt == "manifest" and path.is_file():
+        digest.update(path.read_bytes())
+        files = [path.parent / row["path"] for row in _manifest_rows(path)[0]]
+        base = path.parent
+    elif fmt == "imagefolder" and path.is_dir():
+        files, base = sorted(p for p in path.rglob("*") if p.is_file()), path
+    else:
+        return "missing"
+    for file in files:
+        size = file.stat().st_size if file.is_file() else -1
+        digest.update(f"{file.relative_to(base).as_posix()}\t{size}\n".encode())
+    return digest.hexdigest()

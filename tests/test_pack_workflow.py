@@ -9,6 +9,7 @@ import pandas as pd
 import yaml
 
 from conftest import make_workflow, tiny_config
+from test_pipeline import SEMANTIC
 
 TABLE = "results/table.csv"
 
@@ -43,7 +44,7 @@ def test_packed_seeds_workflow(tmp_path):
 
     # a second stage reruns alone, as one job for both seeds
     stage2 = tmp_path / "scripts/ltbench/strategies/weight_balancing.py"
-    stage2.write_text(stage2.read_text() + "\n# edited\n")
+    stage2.write_text(stage2.read_text() + SEMANTIC)
     jobs = wf.planned_jobs(TABLE)
     assert {(r, w) for r, w in jobs if r in ("train", "finetune")} == {
         ("finetune", "benchmark=resnet32-tiny10, strategy=weight_balancing")}

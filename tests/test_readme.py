@@ -22,3 +22,27 @@ def test_readme_example_strategy(monkeypatch):
     out = strategies.resolve(Strategy("my_weights", "my_weights", {"power": 0.5}), [100, 10, 1], {})
     # (111 / (3 * n)) ** 0.5 for n = 100, 10, 1
     assert out.weights.tolist() == pytest.approx([0.6082763, 1.9235384, 6.0827625], rel=1e-5)
+
+
+def test_readme_states_the_default_matrix_size():
+    """The README's 'the whole matrix: B benchmarks x S strategies x K seeds = N runs' is what a dry run plans."""
+    from test_pipeline import SNAKEMAKE, job_counts
+    import subprocess
+
+    readme = (REPO / "README.md").read_text()
+    b, s, k, n = map(int, re.search(r"the whole matrix: (\d+) benchmarks x (\d+) strategies x (\d+) seeds = (\d+) runs",
+                                     readme).groups())
+    out = subprocess.run([*SNAKEMAKE, "--dry-run"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    counts = job_counts(out)
+    assert b * s * k == n == counts["train"] + counts["finetune"] + counts["posthoc"] == counts["metrics"]
+
+
+def test_readme_example_parameters_are_checked():
+    from ltbench import params
+
+    readme = (REPO / "README.md").read_text()
+    code = re.search(r"`scripts/ltbench/strategies/my_weights.py`:\n\n```python\n(.*?)```", readme, re.S).group(1)
+    module = types.ModuleType("my_weights")
+    exec(compile(code, "my_weights.py", "exec"), module.__dict__)
+    with pytest.raises(Exception, match=r"unknown parameter powr; it knows: power"):
+        params.effective(Strategy("my_weights", "my_weights", {"powr": 0.25}), params.of_module(module))

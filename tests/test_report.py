@@ -11,7 +11,7 @@ import pytest
 
 from conftest import Workflow, tiny_config
 from ltbench.config import format_ratio
-from test_pipeline import _edited, _runs
+from test_pipeline import SEMANTIC, _edited, _runs
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -73,10 +73,8 @@ def test_table_html_shows_the_numbers_of_table_md(tiny_run: Workflow):
 
 def test_plot_code_change_redraws_without_training(tiny_run: Workflow):
     assert tiny_run.planned_jobs() == set(), "the finished run should be up to date"
-    with _edited(tiny_run.root / "scripts/ltbench/plots.py", None, "\n# edited\n"):
+    with _edited(tiny_run.root / "scripts/ltbench/plots.py", None, SEMANTIC):
         jobs = tiny_run.planned_jobs()
-    assert {rule for rule, _ in jobs} == {"code", "plot_run", "plot_benchmark", "plot_dataset", "table_html", "all"}
-    assert _runs(jobs, "code") == {f"family={name}" for name in ("plot_run", "plot_benchmark", "plot_dataset",
-                                                                  "plot_table")}
+    assert {rule for rule, _ in jobs} == {"plot_run", "plot_benchmark", "plot_dataset", "table_html", "all"}
     assert _runs(jobs, "plot_run") == {f"benchmark={b}, strategy={s}, seed={seed}" for b, s, seed in tiny_runs()}
     assert tiny_run.planned_jobs() == set(), "restoring the content should leave nothing to do"

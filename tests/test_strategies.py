@@ -193,3 +193,15 @@ def test_bad_configuration_is_rejected(monkeypatch, configure, message):
     monkeypatch.setitem(sys.modules, module.__name__, module)
     with pytest.raises(strategies.StrategyError, match=message):
         strategies.resolve(Strategy("bad_configure", "bad_configure", {}), COUNTS, CONTEXT)
+
+
+def test_a_natural_benchmark_tells_strategies_the_ratio_its_data_has(monkeypatch):
+    seen = {}
+
+    def compute_class_weights(class_counts, num_classes, config):
+        seen.update(config)
+        return torch.ones(num_classes)
+
+    install(monkeypatch, "spy", compute_class_weights)
+    strategies.resolve(Strategy("spy", "spy", {}), COUNTS, {**CONTEXT, "imbalance_ratio": "natural"})
+    assert seen["imbalance_ratio"] == 100.0  # counts 100, 10, 1

@@ -315,7 +315,8 @@ def train_epochs(trainer: Trainer, progresses: list[Progress], tags: list[str], 
     logits = None
     for epoch in range(len(progresses[0].epochs), epochs):
         t0 = time.perf_counter()
-        losses, seen = trainer.train_epoch(epoch)
+        losses, seen = trainer.train_epoch(epoch)  # ends by reading the losses: the device is done
+        train_time = time.perf_counter() - t0
         logits = trainer.evaluate()
         correct = [torch.bincount(labels[run_logits.argmax(1) == labels], minlength=trainer.num_classes).cpu()
                    for run_logits in logits]
@@ -325,13 +326,13 @@ def train_epochs(trainer: Trainer, progresses: list[Progress], tags: list[str], 
             acc = 100.0 * float(correct[r].sum()) / len(labels)
             progress.train_seconds += seconds
             progress.record({"epoch": epoch + 1, "lr": lr, "train_loss": losses[r], "train_images": seen,
-                             "test_acc": acc, "per_class_correct": correct[r].tolist(), "seconds": seconds},
-                            logits[r])
+                             "test_acc": acc, "per_class_correct": correct[r].tolist(), "seconds": seconds,
+                             "train_seconds": train_time}, logits[r])
             eta = progress.train_seconds / (epoch + 1) * (epochs - epoch - 1)
             print(
                 f"[{tags[r]}] epoch {epoch + 1}/{epochs} loss {losses[r]:.4f} test acc {acc:.2f}"
                 f" (best {progress.epochs[progress.best]['test_acc']:.2f}) lr {lr:.4f}"
-                f" {trainer.runs * seen / seconds:.0f} img/s eta {format_eta(eta)}"
+                f" {trainer.runs * seen / train_time:.0f} train img/s eta {format_eta(eta)}"
             )
         every = trainer.specs[0].checkpoint_every
         if every and (epoch + 1) % every == 0 and epoch + 1 < epochs:

@@ -25,8 +25,9 @@ batch's features and returns the batch loss. A post-hoc strategy (config key ``b
 run's test logits.
 
 ``class_counts`` is a float64 tensor of training images per class, in label order;
-``config`` is a dict with ``imbalance_ratio``, ``dataset``, ``arch``, ``epochs``,
-``total_samples`` and the strategy's own parameters from config.yaml.
+``config`` is a dict with ``imbalance_ratio`` (a number: on a ``natural`` benchmark, the ratio
+n_max / n_min of its data), ``dataset``, ``arch``, ``epochs``, ``total_samples`` and the
+strategy's parameters (its ``PARAMS`` defaults under the config entry's values; ltbench.params).
 A module constant ``TYPE`` (e.g. "static reweighting", "resampling") groups the
 strategy's row in the results table. ``resolve`` calls the module and validates what
 it returns, so a broken strategy stops the run before training starts.
@@ -42,7 +43,7 @@ from typing import Any, Sequence
 import torch
 
 from ltbench import params
-from ltbench.config import ConfigError, Strategy
+from ltbench.config import NATURAL, ConfigError, Strategy
 from ltbench.losses import CrossEntropy
 from ltbench.samplers import InstanceSampler
 
@@ -136,6 +137,8 @@ def strategy_config(spec: Strategy, module: ModuleType, counts: torch.Tensor, co
     and so is an unknown or mistyped parameter.
     """
     base = {**context, "total_samples": int(counts.sum())}
+    if base.get("imbalance_ratio") == NATURAL:  # a benchmark on the data as it is: the ratio the data has
+        base["imbalance_ratio"] = float(counts.max() / counts.min())
     try:
         own = params.effective(spec, params.of_module(module))
     except ConfigError as exc:
@@ -154,6 +157,9 @@ def _check_configuration(spec: Strategy, extra: Any) -> None:
                             f" allowed: {', '.join(sorted(CONFIGURABLE))}")
     if extra.get("head", "linear") not in HEADS:
         raise StrategyError(f"strategy {spec.name!r}: unknown head {extra['head']!r}; known: {', '.join(HEADS)}")
+    if extra.get("max_norm") is not None and extra.get("head") == "cosine":
+        raise StrategyError(f"strategy {spec.name!r}: MaxNorm bounds the class rows of a linear head's weight;"
+                            " a cosine head normalises its class vectors itself, so the two do not combine")
     if extra.get("trainable", "all") not in TRAINABLE:
         raise StrategyError(f"strategy {spec.name!r}: trainable must be one of {', '.join(TRAINABLE)}")
 

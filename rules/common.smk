@@ -11,6 +11,8 @@ validate(config, schema="schemas/config.schema.yaml")
 sys.path.insert(0, os.path.join(workflow.basedir, "scripts"))
 from ltbench import code as codeid
 from ltbench import config as cfg
+
+cfg.check_finite(config)  # NaN passes every schema bound
 from ltbench import params as strategy_params_of
 from ltbench.sources import identity as source_identity
 

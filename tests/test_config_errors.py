@@ -48,6 +48,13 @@ CASES = {
         "dataset 'cifar10' sets both test_fraction and test_per_class",
     ),
     "bad-device": (lambda c: c["train"].update(device="tpu"), "'tpu' is not one of"),
+    "nan-lr": (lambda c: c["recipe"].update(lr=float("nan")), "config.recipe.lr is nan; every number"),
+    "infinite-param": (lambda c: c["strategies"]["focal"].update(gamma=float("inf")),
+                       "config.strategies.focal.gamma is inf"),
+    "misspelt-param": (lambda c: c["strategies"]["focal"].update(gama=2.0),
+                       "strategy 'focal' (focal.py): unknown parameter gama; it knows: beta, form, gamma"),
+    "second-stage-without-stage1": (lambda c: c["strategies"]["weight_balancing"].pop("stage1"),
+                                    "is a second stage; set 'stage1:' to the trained strategy it builds on"),
 }
 
 

@@ -132,3 +132,26 @@ def test_unknown_recipe_override_fails_before_training(subset, tmp_path, monkeyp
     with pytest.raises(StrategyError, match=r"overrides unknown recipe keys \['learning_rate'\]"):
         run(spec(subset, tmp_path, "bad_recipe"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_truncated_or_changed_cache_is_named_before_training(subset, tmp_path):
+    import shutil
+
+    from ltbench.data import DataError
+
+    broken = tmp_path / "subset"
+    shutil.copytree(subset, broken)
+    cache = broken / "cache.npz"
+    cache.write_bytes(cache.read_bytes()[:-100])  # truncated
+    with pytest.raises(DataError, match=rf"{cache} does not match the checksum its index recorded.*delete {broken}"):
+        run(spec(broken, tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_plain_command_says_how_to_make_missing_data(tmp_path):
+    from ltbench.data import DataError
+
+    missing = spec(tmp_path / "nowhere", tmp_path / "out")
+    with pytest.raises(DataError, match=r"no materialized subset at .*index.json: make it with `python "
+                                        r"scripts/materialize.py --dataset tiny --ratio 5`"):
+        run(missing)

@@ -85,7 +85,7 @@ def reference_run(config: dict, benchmark: str, strategy: str, seed: int, recipe
     context = strategies.context(asdict(bench), recipe.epochs)
     method = strategies.resolve(cfg.strategy(config, strategy), index["class_counts"], context)
     device = select_device(config["train"]["device"], config["train"]["threads"])
-    return train_reference(load_cache(f"{data}/cache.npz"), index, bench.arch, recipe, method.weights, seed, device)
+    return train_reference(load_cache(f"{data}/cache.npz", index), index, bench.arch, recipe, method.weights, seed, device)
 
 
 # bf16 dense tensor-core peaks from NVIDIA's data sheets (TFLOP/s), by a substring of the device name

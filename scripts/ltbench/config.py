@@ -6,6 +6,7 @@ entry points, so both read the configuration the same way.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,9 +82,22 @@ def parse_ratio(value: float | str) -> float | str:
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file (validation happens in the Snakefile or ``validate``)."""
+    """Read a YAML config file and check that its numbers are finite (the schema is checked by the
+    Snakefile's ``validate``)."""
     with open(path) as fh:
-        return yaml.safe_load(fh)
+        config = yaml.safe_load(fh)
+    check_finite(config, str(path))
+    return config
+
+
+def check_finite(value: Any, where: str = "config") -> None:
+    """``ConfigError`` naming the key of any NaN or infinite number in a nested config (JSON Schema
+    bounds cannot catch NaN: it fails every comparison, so ``lr: .nan`` would pass ``minimum: 0``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where} is {value}; every number in the configuration must be finite")
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        check_finite(item, f"{where}.{key}" if isinstance(value, dict) else f"{where}[{key}]")
 
 
 def benchmark(config: dict[str, Any], name: str) -> Benchmark:

@@ -21,6 +21,8 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import zipfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -167,11 +169,34 @@ def materialize(
     }
     with atomic_path(cache_path, suffix=".npz") as tmp:
         np.savez(tmp, train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y)
+        index["checksums"]["cache_sha256"] = file_sha256(tmp)
     write_json(index_path, index)
     return index
 
 
-def load_cache(cache_path: str) -> dict[str, np.ndarray]:
-    """The cached arrays: ``train_x``, ``train_y``, ``test_x``, ``test_y`` (uint8 NHWC / int64)."""
-    with np.load(cache_path) as cache:
-        return {key: cache[key] for key in ("train_x", "train_y", "test_x", "test_y")}
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_cache(cache_path: str, index: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
+    """The cached arrays: ``train_x``, ``train_y``, ``test_x``, ``test_y`` (uint8 NHWC / int64).
+
+    With the subset's ``index``, the file is first checked against the checksum recorded when it was
+    written; a truncated, changed or unreadable cache is a ``DataError`` naming the file and the fix.
+    """
+    fix = (f"delete {Path(cache_path).parent} and run the workflow again (or python scripts/materialize.py"
+           " for the dataset and ratio) to rebuild it")
+    expected = (index or {}).get("checksums", {}).get("cache_sha256")
+    if expected and file_sha256(cache_path) != expected:
+        raise DataError(f"{cache_path} does not match the checksum its index recorded (truncated or changed"
+                        f" since it was written): {fix}")
+    try:
+        with np.load(cache_path) as cache:
+            return {key: cache[key] for key in ("train_x", "train_y", "test_x", "test_y")}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{cache_path} cannot be read ({type(exc).__name__}: {exc}): {fix}") from None

@@ -22,8 +22,8 @@ from ltbench import augment, checkpoint, strategies
 from ltbench.checkpoint import Progress
 from ltbench.constraints import MaxNorm
 from ltbench.strategies import Method
-from ltbench.config import Benchmark, Strategy
-from ltbench.data import load_cache
+from ltbench.config import Benchmark, Strategy, format_ratio
+from ltbench.data import DataError, load_cache
 from ltbench.devices import select_device
 from ltbench.replicas import build_runs, check_compile_mode, optimizer_state, stack_optimizer_states
 from ltbench.io import atomic_path, read_json, write_json
@@ -96,6 +96,11 @@ def effective_recipe(spec: RunSpec, method: Method) -> Recipe:
 
 def prepare(spec: RunSpec) -> Prepared:
     """Load the index, resolve and validate the strategy and the compile mode; no training yet."""
+    if not Path(spec.index_path).is_file():
+        bench = spec.benchmark
+        raise DataError(f"no materialized subset at {spec.index_path}: make it with `python scripts/materialize.py"
+                        f" --dataset {bench.dataset} --ratio {format_ratio(bench.imbalance_ratio)}` (the workflow,"
+                        " `snakemake`, makes it by itself)")
     index = read_json(spec.index_path)
     method = strategies.resolve(spec.strategy, index["class_counts"], strategy_context(spec))
     check_compile_mode(spec.compile)
@@ -140,7 +145,7 @@ class Trainer:
     def __init__(self, specs: list[RunSpec], prep: Prepared, device: torch.device) -> None:
         spec = specs[0]
         self.specs, self.runs, self.recipe, self.device, self.method = specs, len(specs), prep.recipe, device, prep.method
-        cache = load_cache(spec.cache_path)
+        cache = load_cache(spec.cache_path, prep.index)
         self.train_x = to_device_nchw(cache["train_x"], self.device)
         self.train_y = torch.from_numpy(cache["train_y"]).to(self.device)
         self.test_x = to_device_nchw(cache["test_x"], self.device)

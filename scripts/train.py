@@ -11,6 +11,7 @@ one seed, or with ``train.pack_seeds`` every configured seed.
 import os
 
 from ltbench import config as cfg
+from ltbench import strategies
 from ltbench.cli import run_parser
 from ltbench.logs import redirect_to_log
 from ltbench.train import Recipe, RunSpec, run_pack
@@ -28,6 +29,7 @@ def make_spec(config: dict, benchmark: str, strategy: str, seed: int, threads: i
         checkpoint_path=cfg.CHECKPOINT.format(benchmark=benchmark, strategy=strategy, seed=seed),
         checkpoint_every=config["train"]["checkpoint_every"],
         compile=config["train"].get("compile") or None,
+        strategy_timeout=config["train"].get("strategy_timeout", strategies.TIMEOUT),
         **paths,
     )
 

@@ -205,3 +205,16 @@ def test_a_natural_benchmark_tells_strategies_the_ratio_its_data_has(monkeypatch
     install(monkeypatch, "spy", compute_class_weights)
     strategies.resolve(Strategy("spy", "spy", {}), COUNTS, {**CONTEXT, "imbalance_ratio": "natural"})
     assert seen["imbalance_ratio"] == 100.0  # counts 100, 10, 1
+
+
+def test_a_strategy_that_never_returns_is_stopped_and_named(monkeypatch):
+    import time as clock
+
+    def compute_class_weights(class_counts, num_classes, config):
+        clock.sleep(30)
+
+    install(monkeypatch, "stuck", compute_class_weights)
+    start = clock.monotonic()
+    with pytest.raises(StrategyError, match=r"strategy 'stuck' did not finish computing class weights within 0.5 s"):
+        strategies.resolve(Strategy("stuck", "stuck", {}), COUNTS, CONTEXT, timeout=0.5)
+    assert clock.monotonic() - start < 5

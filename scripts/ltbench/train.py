@@ -66,6 +66,7 @@ class RunSpec:
     init_model_path: str | None = None  # second stage: start from this run's final weights
     compile: str | None = None  # torch.compile mode (ltbench.replicas.COMPILE_MODES); None: eager
     compile_backend: str = "inductor"
+    strategy_timeout: float = strategies.TIMEOUT  # seconds each strategy function may take
 
 
 @dataclass
@@ -102,7 +103,7 @@ def prepare(spec: RunSpec) -> Prepared:
                         f" --dataset {bench.dataset} --ratio {format_ratio(bench.imbalance_ratio)}` (the workflow,"
                         " `snakemake`, makes it by itself)")
     index = read_json(spec.index_path)
-    method = strategies.resolve(spec.strategy, index["class_counts"], strategy_context(spec))
+    method = strategies.resolve(spec.strategy, index["class_counts"], strategy_context(spec), spec.strategy_timeout)
     check_compile_mode(spec.compile)
     return Prepared(index, method, effective_recipe(spec, method))
 

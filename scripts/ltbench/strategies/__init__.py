@@ -36,6 +36,7 @@ it returns, so a broken strategy stops the run before training starts.
 from __future__ import annotations
 
 import importlib
+import threading
 from dataclasses import dataclass, field, fields
 from types import ModuleType
 from typing import Any, Sequence
@@ -50,6 +51,7 @@ from ltbench.samplers import InstanceSampler
 HOOKS = ("compute_class_weights", "compute_logit_offsets", "configure", "adjust_logits")
 HEADS = ("linear", "cosine")
 TRAINABLE = ("all", "classifier")
+TIMEOUT = 60.0  # seconds a strategy function may take (train.strategy_timeout)
 
 
 class StrategyError(ValueError):
@@ -104,7 +106,7 @@ def context(benchmark: dict[str, Any], epochs: int) -> dict[str, Any]:
             "arch": benchmark["arch"], "epochs": epochs}
 
 
-def resolve(spec: Strategy, class_counts: Sequence[int], context: dict[str, Any]) -> Method:
+def resolve(spec: Strategy, class_counts: Sequence[int], context: dict[str, Any], timeout: float = TIMEOUT) -> Method:
     """Build and validate the strategy's ``Method`` for these class counts.
 
     ``context`` holds ``imbalance_ratio``, ``dataset``, ``arch`` and ``epochs``;
@@ -116,15 +118,18 @@ def resolve(spec: Strategy, class_counts: Sequence[int], context: dict[str, Any]
     config = strategy_config(spec, module, counts, context)
     weights = torch.ones(num_classes)
     if callable(getattr(module, "compute_class_weights", None)):
-        weights = _call(spec, module.compute_class_weights, "class weights", counts, num_classes, config)
+        weights = _call(spec, module.compute_class_weights, "class weights", counts, num_classes, config,
+                        timeout=timeout)
         _check(spec, "class weights", weights, num_classes, positive=True)
     offsets = None
     if callable(getattr(module, "compute_logit_offsets", None)):
-        offsets = _call(spec, module.compute_logit_offsets, "logit offsets", counts, num_classes, config)
+        offsets = _call(spec, module.compute_logit_offsets, "logit offsets", counts, num_classes, config,
+                        timeout=timeout)
         _check(spec, "logit offsets", offsets, num_classes, positive=False)
     extra = {}
     if callable(getattr(module, "configure", None)):
-        extra = _call(spec, module.configure, "its configuration", counts, num_classes, config, as_tensor=False)
+        extra = _call(spec, module.configure, "its configuration", counts, num_classes, config, as_tensor=False,
+                      timeout=timeout)
         _check_configuration(spec, extra)
     return Method(weights, offsets, getattr(module, "TYPE", "custom"), **extra)
 
@@ -165,12 +170,28 @@ def _check_configuration(spec: Strategy, extra: Any) -> None:
 
 
 def _call(spec: Strategy, fn, what: str, counts: torch.Tensor, num_classes: int, config: dict,
-          as_tensor: bool = True) -> Any:
+          as_tensor: bool = True, timeout: float = TIMEOUT) -> Any:
     """Call a strategy function on a copy of the counts (result as a float32 CPU tensor if ``as_tensor``);
-    wrap any failure in ``StrategyError``."""
+    wrap any failure in ``StrategyError``, and so a function that has not returned within ``timeout``
+    seconds (it runs in a daemon thread, which ends with the process)."""
+    result: dict[str, Any] = {}
+
+    def call() -> None:
+        try:
+            result["out"] = fn(counts.clone(), num_classes, dict(config))
+        except Exception as exc:  # re-raised below, in the caller's thread
+            result["error"] = exc
+
+    worker = threading.Thread(target=call, name=f"strategy {spec.name}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise StrategyError(f"strategy {spec.name!r} did not finish computing {what} within {timeout:g} s"
+                            f" ({spec.source.name}; the limit is train.strategy_timeout)")
     try:
-        out = fn(counts.clone(), num_classes, dict(config))
-        return torch.as_tensor(out, dtype=torch.float32).detach().cpu() if as_tensor else out
+        if "error" in result:
+            raise result["error"]
+        return torch.as_tensor(result["out"], dtype=torch.float32).detach().cpu() if as_tensor else result["out"]
     except Exception as exc:
         raise StrategyError(f"strategy {spec.name!r} failed while computing {what}: {type(exc).__name__}: {exc}") from exc
 

@@ -215,6 +215,6 @@ def test_a_strategy_that_never_returns_is_stopped_and_named(monkeypatch):
 
     install(monkeypatch, "stuck", compute_class_weights)
     start = clock.monotonic()
-    with pytest.raises(StrategyError, match=r"strategy 'stuck' did not finish computing class weights within 0.5 s"):
+    with pytest.raises(strategies.StrategyError, match=r"strategy 'stuck' did not finish computing class weights within 0.5 s"):
         strategies.resolve(Strategy("stuck", "stuck", {}), COUNTS, CONTEXT, timeout=0.5)
     assert clock.monotonic() - start < 5

@@ -1,10 +1,12 @@
 """Snakemake rule ``metrics``: one run's history + predictions + dataset index -> metrics.json."""
 
+from pathlib import Path
+
 import numpy as np
 
-from ltbench.io import read_json, write_json
+from ltbench.io import file_sha256, read_json, write_json
 from ltbench.logs import redirect_to_log
-from ltbench.metrics import extract
+from ltbench.metrics import extract, seal
 
 
 def extract_metrics(history_path: str, predictions_path: str, index_path: str, metrics_path: str) -> None:
@@ -12,7 +14,8 @@ def extract_metrics(history_path: str, predictions_path: str, index_path: str, m
     with np.load(predictions_path) as npz:
         predictions = {key: npz[key] for key in npz.files}
     record = extract(read_json(history_path), predictions, read_json(index_path))
-    write_json(metrics_path, record)
+    made_from = {Path(p).name: file_sha256(p) for p in (history_path, predictions_path, index_path)}
+    write_json(metrics_path, seal(record, made_from))
     print(f"{record['benchmark']}/{record['strategy']}/seed{record['seed']}: best {record['best_test_acc']:.2f}")
 
 

@@ -2,6 +2,7 @@
 
 from ltbench.io import atomic_path, read_json, write_text
 from ltbench.logs import redirect_to_log
+from ltbench.metrics import verified
 from ltbench.table import runs_frame, tables
 from ltbench.table_text import latex_table, markdown_report
 
@@ -9,7 +10,7 @@ from ltbench.table_text import latex_table, markdown_report
 def make_table(metrics_paths: list[str], csv_path: str, md_path: str, tex_path: str, benchmarks: list[str],
                strategies: list[str], reference: str) -> None:
     """One tidy CSV row per run; the markdown and LaTeX tables in config order, differences to ``reference``."""
-    runs = runs_frame(read_json(path) for path in metrics_paths)
+    runs = runs_frame(verified(read_json(path), path) for path in metrics_paths)
     with atomic_path(csv_path) as tmp:
         runs.to_csv(tmp, index=False)
     t = tables(runs, benchmarks, strategies, reference)

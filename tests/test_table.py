@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from ltbench import table
-from ltbench.io import write_json
+from ltbench.io import read_json, write_json
+from ltbench.metrics import seal
 from ltbench.table_text import latex_table, markdown_report
 from make_table import make_table
 
@@ -165,7 +166,7 @@ def test_make_table_writes_csv_markdown_and_latex(tmp_path):
     for s in ("ce", "inverse_freq"):
         for seed in range(2):
             paths.append(str(tmp_path / f"{s}{seed}.json"))
-            write_json(paths[-1], record("resnet32-cifar10lt", s, seed, ACC[s][seed]))
+            write_json(paths[-1], seal(record("resnet32-cifar10lt", s, seed, ACC[s][seed]), {}))
     out = {ext: tmp_path / f"table.{ext}" for ext in ("csv", "md", "tex")}
     make_table(paths, str(out["csv"]), str(out["md"]), str(out["tex"]), ["resnet32-cifar10lt"], ["ce", "inverse_freq"],
                "ce")
@@ -179,3 +180,18 @@ def test_latex_caption_counts_seeds(runs):
     assert "std over 1 seed." in latex_table(one)
     uneven = table.tables(runs[(runs.seed < 2) | (runs.strategy == "ce")], BENCHES, STRATEGIES, "ce")
     assert "std over 2--3 seeds." in latex_table(uneven)
+
+
+def test_an_edited_or_damaged_metrics_record_never_reaches_the_table(tmp_path):
+    path = tmp_path / "metrics.json"
+    out = [str(tmp_path / f"t.{ext}") for ext in ("csv", "md", "tex")]
+    write_json(path, seal(record("resnet32-cifar10lt", "ce", 0, 50.0), {"history.json": "ab"}))
+    make_table([str(path)], *out, ["resnet32-cifar10lt"], ["ce"], "ce")  # sealed: accepted
+    edited = read_json(path)
+    edited["best_test_acc"] = 99.0
+    write_json(path, edited)
+    with pytest.raises(ValueError, match=rf"{path} does not match its checksum"):
+        make_table([str(path)], *out, ["resnet32-cifar10lt"], ["ce"], "ce")
+    path.write_text('{"best_test_acc": 5')
+    with pytest.raises(ValueError, match=rf"{path} is not valid JSON"):
+        make_table([str(path)], *out, ["resnet32-cifar10lt"], ["ce"], "ce")

@@ -29,7 +29,7 @@ import numpy as np
 
 from ltbench.config import NATURAL
 from ltbench.images import IMAGE_SIZE
-from ltbench.io import atomic_path, write_json
+from ltbench.io import atomic_path, file_sha256, write_json
 from ltbench.sources import FORMATS, DataError, Source, load_source  # noqa: F401 (the data API)
 from ltbench.splits import ensure_test_split, per_class_sample
 
@@ -172,15 +172,6 @@ def materialize(
         index["checksums"]["cache_sha256"] = file_sha256(tmp)
     write_json(index_path, index)
     return index
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file's bytes, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_cache(cache_path: str, index: dict[str, Any] | None = None) -> dict[str, np.ndarray]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 import numpy as np
@@ -84,4 +86,25 @@ def extract(history: dict[str, Any], predictions: dict[str, np.ndarray], index: 
         "strategy_params": history["strategy"]["params"],
         "provenance": history["provenance"],
     })
+    return record
+
+
+def record_checksum(record: dict[str, Any]) -> str:
+    """sha256 of the record's JSON (sorted keys) without its ``checksum`` field."""
+    body = {k: v for k, v in record.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def seal(record: dict[str, Any], made_from: dict[str, str]) -> dict[str, Any]:
+    """The record with ``made_from`` (sha256 of each file it was computed from) and its own ``checksum``."""
+    sealed = {**record, "made_from": made_from}
+    return {**sealed, "checksum": record_checksum(sealed)}
+
+
+def verified(record: dict[str, Any], path: str) -> dict[str, Any]:
+    """``record`` (read from ``path``) if its checksum matches its content, else a ``ValueError`` naming the
+    file: a metrics record edited by hand or damaged must not reach the table."""
+    if record.get("checksum") != record_checksum(record):
+        raise ValueError(f"{path} does not match its checksum: it was changed after it was made from the run's"
+                         " history and predictions; delete it and rerun the workflow to remake it")
     return record

@@ -24,6 +24,7 @@ PACK_SEEDS = config["train"].get("pack_seeds", False)
 # The table's baseline row, which the other strategies are compared with.
 TABLE_REFERENCE = config.get("table", {}).get("reference", "ce")
 RUN = cfg.RUN_DIR  # results/runs/{benchmark}/{strategy}/seed{seed}
+SUBSET = cfg.DATA_ID  # {dataset}-lt{ratio}
 for _name in BENCHMARKS:
     cfg.benchmark(config, _name)  # a ConfigError here names the unknown dataset
 for _name in config["strategies"]:

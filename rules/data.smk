@@ -1,11 +1,11 @@
 rule materialize:
     output:
-        index="results/data/{dataset}-lt{ratio}/index.json",
-        cache="results/data/{dataset}-lt{ratio}/cache.npz",
+        index=cfg.DATA_DIR.format(data_id=SUBSET) + "/index.json",
+        cache=cfg.DATA_DIR.format(data_id=SUBSET) + "/cache.npz",
     log:
-        "results/logs/materialize/{dataset}-lt{ratio}.log",
+        f"results/logs/materialize/{SUBSET}.log",
     benchmark:
-        "results/benchmarks/materialize/{dataset}-lt{ratio}.tsv"
+        f"results/benchmarks/materialize/{SUBSET}.tsv"
     conda:
         "../envs/train.yaml"
     params:

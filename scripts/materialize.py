@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ratio", type=cfg.parse_ratio, required=True, help="a number, or natural")
     args = parser.parse_args(argv)
     config = cfg.load_config(args.config)
-    out = cfg.DATA_DIR.format(data_id=f"{args.dataset}-lt{cfg.format_ratio(args.ratio)}")
+    out = cfg.DATA_DIR.format(data_id=cfg.data_id(args.dataset, args.ratio))
     materialize_from_config(config, args.dataset, args.ratio, f"{out}/index.json", f"{out}/cache.npz")
 
 

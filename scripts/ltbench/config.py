@@ -34,7 +34,7 @@ class Benchmark:
     @property
     def data_id(self) -> str:
         """Folder name of the materialized subset, e.g. ``cifar10-lt100`` or ``mine-ltnatural``."""
-        return f"{self.dataset}-lt{format_ratio(self.imbalance_ratio)}"
+        return data_id(self.dataset, self.imbalance_ratio)
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,11 @@ def format_ratio(ratio: float | str) -> str:
     if ratio == NATURAL:
         return NATURAL
     return str(int(ratio)) if float(ratio).is_integer() else str(ratio)
+
+
+def data_id(dataset: str, ratio: float | str) -> str:
+    """The name of the subset of ``dataset`` at imbalance ``ratio`` (``DATA_ID``)."""
+    return DATA_ID.format(dataset=dataset, ratio=format_ratio(ratio))
 
 
 def parse_ratio(value: float | str) -> float | str:
@@ -150,6 +155,7 @@ def dataset(config: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 # Where outputs land, relative to the working directory; the rules use the same patterns.
+DATA_ID = "{dataset}-lt{ratio}"  # a materialized subset's name, e.g. cifar10-lt100 or mine-ltnatural
 DATA_DIR = "results/data/{data_id}"
 RUN_DIR = "results/runs/{benchmark}/{strategy}/seed{seed}"
 CHECKPOINT = "results/checkpoints/{benchmark}/{strategy}/seed{seed}.pt"

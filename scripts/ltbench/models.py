@@ -24,7 +24,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ARCHS = ("resnet32", "vgg16bn")
 VGG16_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 
 
@@ -158,7 +157,8 @@ class VGGCifar(nn.Module):
         return self.fc(self.forward_features(x))
 
 
-ARCHITECTURES = {"resnet32": ResNetCifar, "vgg16bn": VGGCifar}
+ARCHITECTURES = {"resnet32": ResNetCifar, "vgg16bn": VGGCifar}  # the registry; the schema's enum must match
+ARCHS = tuple(ARCHITECTURES)
 
 
 def build_model(arch: str, num_classes: int, head: str = "linear", runs: int = 1) -> nn.Module:

@@ -43,13 +43,13 @@ from typing import Any, Sequence
 
 import torch
 
-from ltbench import params
+from ltbench import models, params
 from ltbench.config import NATURAL, ConfigError, Strategy
 from ltbench.losses import CrossEntropy
 from ltbench.samplers import InstanceSampler
 
 HOOKS = ("compute_class_weights", "compute_logit_offsets", "configure", "adjust_logits")
-HEADS = ("linear", "cosine")
+HEADS = tuple(models.HEADS)
 TRAINABLE = ("all", "classifier")
 TIMEOUT = 60.0  # seconds a strategy function may take (train.strategy_timeout)
 

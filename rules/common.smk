@@ -98,10 +98,16 @@ def data_cache(wildcards):
 
 def dataset_params(wildcards):
     """What a subset depends on besides code: the source's format and content (not its location:
-    moving the data reruns nothing), the subset seed, and the entry's image size and split settings
-    where it sets them."""
+    moving the data reruns nothing), the subset seed, and the entry's image size, split and
+    validation settings where it sets them."""
     entry = cfg.dataset(config, wildcards.dataset)
-    optional = ("image_size", "test_fraction", "test_per_class")
+    optional = (
+        "image_size",
+        "test_fraction",
+        "test_per_class",
+        "validation_per_class",
+        "validation_from_subset",
+    )
     location = entry.get("path", config["data"]["root"])
     return {
         "format": entry["format"],

@@ -26,6 +26,8 @@ def materialize_from_config(
         entry["format"], entry.get("path", data["root"]), ratio, data["subset_seed"], index_path, cache_path,
         data["download"], image_size=entry.get("image_size", IMAGE_SIZE), test_fraction=entry.get("test_fraction"),
         test_per_class=entry.get("test_per_class"), cache_limit_gb=data.get("cache_limit_gb"),
+        validation_per_class=entry.get("validation_per_class", 0),
+        validation_from_subset=entry.get("validation_from_subset", False),
     )
     print(f"{dataset} rho={ratio} (actual {index['actual_imbalance_ratio']:g}), {index['image_size']}px:"
           f" {index['num_train']} train images, counts {index['class_counts']}, {index['num_test']} test images")

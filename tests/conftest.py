@@ -34,7 +34,8 @@ def tiny_config() -> dict:
     second stage; one seed, two epochs, CPU."""
     return {
         "data": {"root": "data", "download": False, "subset_seed": 0},
-        "datasets": {"tiny10": {"format": "cifar10"}, "folder": {"format": "imagefolder", "path": "folder"}},
+        "datasets": {"tiny10": {"format": "cifar10"}, "folder": {"format": "imagefolder", "path": "folder",
+                                                                        "validation_per_class": 1}},
         "benchmarks": {
             "resnet32-tiny10": {"arch": "resnet32", "dataset": "tiny10", "imbalance_ratio": 3},
             "vgg16bn-folder": {"arch": "vgg16bn", "dataset": "folder", "imbalance_ratio": 3},

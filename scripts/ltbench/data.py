@@ -10,6 +10,12 @@ Training subset, by the benchmark's imbalance ratio rho:
   the first images of ``RandomState(seed).shuffle(indices of the class)``;
 - ``natural``: every training image, the counts (and the ratio max/min) being what the data has.
 
+Validation (optional, ``validation_per_class`` k): up to k held-out source training images per class
+for model selection without the test set, first from the images the subset leaves unused; with
+``validation_from_subset`` a class short of spares gives the rest from its subset images, which
+changes the subset (``ltbench.splits.validation_split``). Off by default: the canonical subsets
+stay exactly the published ones.
+
 The cache (training subset and test set, uint8 N x S x S x 3) is loaded whole onto the
 training device, so materialization stops before decoding anything when its size,
 N * S * S * 3 bytes, exceeds a limit (by default half the memory of the GPU seen at
@@ -31,7 +37,7 @@ from ltbench.config import NATURAL
 from ltbench.images import IMAGE_SIZE
 from ltbench.io import atomic_path, file_sha256, write_json
 from ltbench.sources import FORMATS, DataError, Source, load_source  # noqa: F401 (the data API)
-from ltbench.splits import ensure_test_split, per_class_sample
+from ltbench.splits import ensure_test_split, per_class_sample, validation_split
 
 GB = 1e9
 
@@ -126,7 +132,7 @@ def check_cache_size(num_images: int, image_size: int, limit_gb: float | None, l
 def materialize(
     fmt: str, location: str, ratio: float | str, seed: int, index_path: str, cache_path: str, download: bool = False,
     *, image_size: int = IMAGE_SIZE, test_fraction: float | None = None, test_per_class: int | None = None,
-    cache_limit_gb: float | None = None,
+    cache_limit_gb: float | None = None, validation_per_class: int = 0, validation_from_subset: bool = False,
 ) -> dict[str, Any]:
     """Write the subset's index (JSON) and uint8 cache (.npz), both or neither; return the index.
 
@@ -137,10 +143,17 @@ def materialize(
                                       test_per_class)
     check_classes(source)
     indices, n_max = training_subset(source.train.labels, len(source.classes), ratio, seed)
-    check_cache_size(len(indices) + len(source.test), image_size, cache_limit_gb, str(location))
+    validation, held = np.zeros(0, dtype=np.int64), None
+    if validation_per_class:
+        validation, indices, held = validation_split(source.train.labels, indices, validation_per_class, seed,
+                                                     validation_from_subset, source.classes)
+    check_cache_size(len(indices) + len(validation) + len(source.test), image_size, cache_limit_gb, str(location))
     source_x, test_x = source.train.pixels(), source.test.pixels()
-    train_x = source_x if ratio == NATURAL else source_x[indices]
+    train_x = source_x if ratio == NATURAL and held is None else source_x[indices]
     train_y, test_y = source.train.labels[indices], source.test.labels
+    arrays = {"train_x": train_x, "train_y": train_y, "test_x": test_x, "test_y": test_y}
+    if held is not None:
+        arrays.update(val_x=source_x[validation], val_y=source.train.labels[validation])
     counts = np.bincount(train_y, minlength=len(source.classes)).tolist()
     mean, std = channel_stats(source_x)
     index = {
@@ -165,17 +178,19 @@ def materialize(
             "subset_train_pixels_sha1": pixel_sha1(train_x),
         },
         "split": split,
+        "validation": None if held is None else {**held, "indices": validation.tolist()},
         "indices": indices.tolist(),
     }
     with atomic_path(cache_path, suffix=".npz") as tmp:
-        np.savez(tmp, train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y)
+        np.savez(tmp, **arrays)
         index["checksums"]["cache_sha256"] = file_sha256(tmp)
     write_json(index_path, index)
     return index
 
 
 def load_cache(cache_path: str, index: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
-    """The cached arrays: ``train_x``, ``train_y``, ``test_x``, ``test_y`` (uint8 NHWC / int64).
+    """The cached arrays: ``train_x``, ``train_y``, ``test_x``, ``test_y`` (uint8 NHWC / int64), and
+    ``val_x``, ``val_y`` when the subset holds out a validation set.
 
     With the subset's ``index``, the file is first checked against the checksum recorded when it was
     written; a truncated, changed or unreadable cache is a ``DataError`` naming the file and the fix.
@@ -188,6 +203,7 @@ def load_cache(cache_path: str, index: dict[str, Any] | None = None) -> dict[str
                         f" since it was written): {fix}")
     try:
         with np.load(cache_path) as cache:
-            return {key: cache[key] for key in ("train_x", "train_y", "test_x", "test_y")}
+            return {key: cache[key] for key in ("train_x", "train_y", "test_x", "test_y", "val_x", "val_y")
+                    if key in cache.files or not key.startswith("val_")}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"{cache_path} cannot be read ({type(exc).__name__}: {exc}): {fix}") from None

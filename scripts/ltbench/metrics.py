@@ -47,6 +47,21 @@ def shot_classes(class_counts: list[int]) -> dict[str, int]:
     return {name: groups.count(name) for name in ("many", "medium", "few")}
 
 
+def validation_selected(history: dict[str, Any], labels: np.ndarray, class_counts: list[int]) -> dict[str, Any] | None:
+    """At the epoch with the best validation accuracy (``history["val_selected"]``): its number, its validation
+    and test accuracy, and its shot-group test accuracy (from that epoch's per-class correct counts); None
+    when the run had no validation set."""
+    chosen = history.get("val_selected")
+    if not chosen:
+        return None
+    correct = np.asarray(history["epochs"][chosen["epoch"] - 1]["per_class_correct"], dtype=float)
+    tested = np.bincount(labels, minlength=len(class_counts)).astype(float)
+    groups = np.array([shot_group(c) for c in class_counts])
+    shot_acc = {g: float(100.0 * correct[groups == g].sum() / tested[groups == g].sum())
+                if tested[groups == g].sum() else None for g in ("many", "medium", "few")}
+    return {**chosen, "shot_acc": shot_acc}
+
+
 def extract(history: dict[str, Any], predictions: dict[str, np.ndarray], index: dict[str, Any]) -> dict[str, Any]:
     """The metrics record of one run: benchmark and strategy, best/final accuracy (with the correct
     count over the test images), shot groups and their class counts, per-class accuracy, weights,
@@ -79,6 +94,7 @@ def extract(history: dict[str, Any], predictions: dict[str, np.ndarray], index: 
         record[f"{which}_correct"] = int((pred == labels).sum())
         record[f"{which}_shot_acc"] = shot_accuracy(pred, labels, counts)
         record[f"{which}_per_class_acc"] = per_class_accuracy(pred, labels, num_classes).round(4).tolist()
+    record["val_selected"] = validation_selected(history, labels, counts)
     record.update({
         "class_counts": counts,
         "class_weights": history["class_weights"],

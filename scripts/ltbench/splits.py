@@ -73,3 +73,40 @@ def ensure_test_split(
     record = {"seed": seed, "test_fraction": None if test_per_class is not None else fraction,
               "test_per_class": test_per_class, "test": split[1].names}
     return Source(split[0], split[1], source.classes, source.location, source.checksums), record
+
+
+def validation_split(labels: np.ndarray, subset: np.ndarray, per_class: int, seed: int, from_subset: bool,
+                     classes: list[str]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """A held-out validation set of up to ``per_class`` source training images per class, and the subset
+    that remains; returns (validation indices, subset indices, the record for the index).
+
+    Class c draws first from its spares, the source training images the subset leaves unused, in the
+    order of ``RandomState(seed + 1).shuffle`` (a generator of its own: the subset is drawn exactly as
+    without validation). A class with fewer spares than ``per_class`` (the head class of a canonical
+    long tail keeps all its images, so it has none) gets only its spares, unless ``from_subset``: then
+    the shortfall leaves the end of the class's part of the subset (the rest stays a prefix of the
+    same shuffle) and the subset is no longer the published one. ``DataError`` if that would leave a
+    class without a training image.
+    """
+    rng = np.random.RandomState(seed + 1)
+    used = np.zeros(len(labels), dtype=bool)
+    used[subset] = True
+    keep, held, taken = [], [], []
+    for cls, name in enumerate(classes):
+        spares = np.flatnonzero((labels == cls) & ~used)
+        rng.shuffle(spares)
+        mine = subset[labels[subset] == cls]
+        short = max(per_class - len(spares), 0) if from_subset else 0
+        if short >= len(mine):
+            raise DataError(f"class {name!r}: validation_per_class {per_class} would take all its {len(mine)}"
+                            " training images")
+        held.append(np.concatenate([spares[:per_class], mine[len(mine) - short:]]))
+        keep.append(mine[: len(mine) - short])
+        taken.append(short)
+    validation = np.concatenate(held).astype(np.int64)
+    if not len(validation):
+        raise DataError(f"validation_per_class {per_class}: the subset leaves no spare training image in any class;"
+                        " set validation_from_subset: true to take them out of the subset")
+    record = {"per_class": per_class, "from_subset": from_subset, "seed": seed + 1,
+              "counts": [len(h) for h in held], "taken_from_subset": taken}
+    return validation, np.concatenate(keep).astype(np.int64), record

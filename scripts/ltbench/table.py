@@ -18,7 +18,8 @@ RUN_COLUMNS = [
     "benchmark", "arch", "dataset", "imbalance_ratio", "strategy", "type", "stage", "builds_on", "seed",
     "num_classes", "test_images", "best_test_acc", "best_test_acc_lo", "best_test_acc_hi", "collapsed",
     "best_epoch", "final_test_acc", "many_acc", "medium_acc", "few_acc", "many_classes", "medium_classes",
-    "few_classes", "epochs", "device_name", "train_seconds", "commit",
+    "few_classes", "epochs", "val_selected_epoch", "val_selected_val_acc", "val_selected_test_acc",
+    "device_name", "train_seconds", "commit",
 ]
 CLASS_COLUMN = "class_acc_{}"  # best-epoch accuracy of class c (classes in label order)
 # Row groups of the table, in this order; a strategy's module declares its TYPE.
@@ -37,6 +38,7 @@ def run_row(r: dict[str, Any]) -> dict[str, Any]:
         "best_test_acc_lo": lo, "best_test_acc_hi": hi,
         "collapsed": stats.collapsed(r["best_test_acc"], r["num_classes"]),
         **{k: r[k] for k in ("best_epoch", "final_test_acc", "epochs")},
+        **{f"val_selected_{k}": (r.get("val_selected") or {}).get(k) for k in ("epoch", "val_acc", "test_acc")},
         **{f"{g}_acc": r["best_shot_acc"][g] for g in SHOTS},
         **{f"{g}_classes": r["shot_classes"][g] for g in SHOTS},
         "device_name": prov["device_name"], "train_seconds": prov["train_seconds"], "commit": prov["commit"],
@@ -106,6 +108,16 @@ def reference_differences(runs: pd.DataFrame, reference: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns).set_index(["benchmark", "strategy"])
 
 
+def validation_cells(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (benchmark, strategy) with validation runs: ``stats.t_interval`` over seeds of the test accuracy at
+    the validation-selected epoch. Empty when no run held out a validation set."""
+    rows = [{"benchmark": bench, "strategy": strategy, **asdict(stats.t_interval(values.dropna()))}
+            for (bench, strategy), values in runs.groupby(["benchmark", "strategy"])["val_selected_test_acc"]
+            if values.notna().any()]
+    columns = ["benchmark", "strategy", "mean", "std", "n", "lo", "hi"]
+    return pd.DataFrame(rows, columns=columns).set_index(["benchmark", "strategy"])
+
+
 def mean_ranks(cells: pd.DataFrame) -> pd.Series:
     """Per strategy: ``stats.mean_rank`` of its mean all-class accuracy across benchmarks."""
     scores = cells.xs("all", level="group")["mean"].unstack("benchmark")
@@ -116,7 +128,8 @@ def mean_ranks(cells: pd.DataFrame) -> pd.Series:
 class Tables:
     """Everything the renderers need, rows in table order: the runs, per strategy ``strategy_info``, per
     benchmark ``benchmark_info``, ``cell_summaries``, ``reference_differences`` (empty without the
-    reference's runs), ``mean_ranks`` and the reference strategy's name."""
+    reference's runs), ``mean_ranks``, the reference strategy's name and ``validation_cells`` (empty
+    without validation sets)."""
 
     runs: pd.DataFrame
     strategies: pd.DataFrame
@@ -125,6 +138,7 @@ class Tables:
     differences: pd.DataFrame
     ranks: pd.Series
     reference: str
+    validation: pd.DataFrame
 
 
 def tables(runs: pd.DataFrame, benchmarks: list[str], strategies: list[str], reference: str) -> Tables:
@@ -134,4 +148,4 @@ def tables(runs: pd.DataFrame, benchmarks: list[str], strategies: list[str], ref
     cells = cell_summaries(runs)
     present = [s for s in strategies if s in set(runs["strategy"])]
     return Tables(runs, strategy_info(runs, present), benchmark_info(runs, benchmarks), cells,
-                  reference_differences(runs, reference), mean_ranks(cells), reference)
+                  reference_differences(runs, reference), mean_ranks(cells), reference, validation_cells(runs))

@@ -158,6 +158,23 @@ def legend(t: Tables) -> list[str]:
     return lines
 
 
+def validation_section(t: Tables) -> list[str]:
+    """Markdown lines of the test accuracy at the validation-selected epoch (none without validation sets)."""
+    if t.validation.empty:
+        return []
+    rows = []
+    for strategy in t.strategies.index:
+        row = [strategy_label(strategy, t.reference)]
+        for bench in t.benchmarks.index:
+            key = (bench, strategy)
+            row.append(mean_std(t.validation.loc[key]) if key in t.validation.index else DASH)
+        rows.append(row)
+    return ["## Test accuracy at the validation-selected epoch (%)", "",
+            "Each run's epoch is chosen by its class-balanced accuracy on the held-out validation set (the test set "
+            "is not looked at); mean ± std over seeds of the test accuracy at that epoch.", "",
+            markdown_table(["strategy", *t.benchmarks.index], rows), ""]
+
+
 def markdown_report(t: Tables) -> str:
     """table.md: the legend, the benchmarks with their shot groups, the main table (one row per strategy),
     the confidence intervals of its cells, and one row per run."""
@@ -180,6 +197,7 @@ def markdown_report(t: Tables) -> str:
         "The t-interval of each mean above (it needs two seeds or more; a dash otherwise).", "",
         markdown_table(["strategy"] + [group_header(t, b, g) for b, g in groups],
                        [interval_row(t, s) for s in t.strategies.index]), "",
+        *validation_section(t),
         "## Runs", "",
         "Per run: best-epoch accuracy with its 95% Wilson interval over the test images, the shot groups at the "
         "best epoch, and the final-epoch accuracy. Per-class accuracy is in table.csv.", "",

@@ -151,6 +151,9 @@ class Trainer:
         self.train_y = torch.from_numpy(cache["train_y"]).to(self.device)
         self.test_x = to_device_nchw(cache["test_x"], self.device)
         self.test_y = torch.from_numpy(cache["test_y"]).to(self.device)
+        held_out = "val_x" in cache  # a validation set for model selection without the test set
+        self.val_x = to_device_nchw(cache["val_x"], self.device) if held_out else None
+        self.val_y = torch.from_numpy(cache["val_y"]).to(self.device) if held_out else None
         self.num_classes = prep.index["num_classes"]
         self.mean = torch.tensor(prep.index["mean"], device=self.device)
         self.std = torch.tensor(prep.index["std"], device=self.device)
@@ -231,17 +234,30 @@ class Trainer:
         return (loss_sum / n).tolist(), n
 
     @torch.no_grad()
-    def evaluate(self) -> torch.Tensor:
-        """Every run's logits (float32, R x test images x classes), unshifted by any training offsets."""
+    def _logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Every run's logits (float32, R x images x classes) of uint8 ``images``, unshifted by any training offsets."""
         self.model.train(False)
         out = []
-        for start in range(0, len(self.test_y), self.recipe.eval_batch_size):
+        for start in range(0, len(images), self.recipe.eval_batch_size):
             self._step_begin()
             with self._autocast():
-                batch = self._inputs(self.test_x[start : start + self.recipe.eval_batch_size])
+                batch = self._inputs(images[start : start + self.recipe.eval_batch_size])
                 # a copy: under CUDA graphs the output buffer is overwritten by the next batch
                 out.append(self.model(batch, shared=True).to(torch.float32, copy=True))
         return torch.cat(out, dim=1)
+
+    def evaluate(self) -> torch.Tensor:
+        """Every run's test logits (R x test images x classes)."""
+        return self._logits(self.test_x)
+
+    def validate(self) -> list[float] | None:
+        """Every run's class-balanced validation accuracy (%, the mean over classes of their accuracy), or None
+        without a validation set."""
+        if self.val_y is None:
+            return None
+        hits = [correct_per_class(logits, self.val_y, self.num_classes) for logits in self._logits(self.val_x)]
+        present = torch.bincount(self.val_y, minlength=self.num_classes).cpu()
+        return [100.0 * float((h[present > 0] / present[present > 0]).mean()) for h in hits]
 
     def save_checkpoints(self, stamps: list[str], progresses: list[Progress]) -> None:
         """One checkpoint per run, in the format of an unpacked run's."""
@@ -265,6 +281,20 @@ class Trainer:
                 self.method.feature_hook.load_state_dict(state["hook"])
         self.optimizer.load_state_dict(stack_optimizer_states(state["optimizer"] for state in states))
         return [state["progress"] for state in states]
+
+
+def correct_per_class(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Correctly classified images per class (CPU, int64) of one run's ``logits`` for ``labels``."""
+    return torch.bincount(labels[logits.argmax(1) == labels], minlength=num_classes).cpu()
+
+
+def validation_selection(epochs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The epoch with the best validation accuracy (the first of ties) and its test accuracy; None
+    without validation. Model selection that never looks at the test set."""
+    if not epochs or "val_acc" not in epochs[0]:
+        return None
+    best = max(range(len(epochs)), key=lambda i: (epochs[i]["val_acc"], -i))
+    return {"epoch": best + 1, "val_acc": epochs[best]["val_acc"], "test_acc": epochs[best]["test_acc"]}
 
 
 def format_eta(seconds: float) -> str:
@@ -324,8 +354,8 @@ def train_epochs(trainer: Trainer, progresses: list[Progress], tags: list[str], 
         losses, seen = trainer.train_epoch(epoch)  # ends by reading the losses: the device is done
         train_time = time.perf_counter() - t0
         logits = trainer.evaluate()
-        correct = [torch.bincount(labels[run_logits.argmax(1) == labels], minlength=trainer.num_classes).cpu()
-                   for run_logits in logits]
+        correct = [correct_per_class(run_logits, labels, trainer.num_classes) for run_logits in logits]
+        val_acc = trainer.validate()
         seconds = time.perf_counter() - t0
         lr = cosine_lr(trainer.recipe.lr, epoch, epochs, trainer.recipe.lr_schedule)
         for r, progress in enumerate(progresses):
@@ -333,10 +363,12 @@ def train_epochs(trainer: Trainer, progresses: list[Progress], tags: list[str], 
             progress.train_seconds += seconds
             progress.record({"epoch": epoch + 1, "lr": lr, "train_loss": losses[r], "train_images": seen,
                              "test_acc": acc, "per_class_correct": correct[r].tolist(), "seconds": seconds,
-                             "train_seconds": train_time}, logits[r])
+                             "train_seconds": train_time, **({"val_acc": val_acc[r]} if val_acc else {})},
+                            logits[r])
             eta = progress.train_seconds / (epoch + 1) * (epochs - epoch - 1)
             print(
-                f"[{tags[r]}] epoch {epoch + 1}/{epochs} loss {losses[r]:.4f} test acc {acc:.2f}"
+                f"[{tags[r]}] epoch {epoch + 1}/{epochs} loss {losses[r]:.4f}"
+                + (f" val acc {val_acc[r]:.2f}" if val_acc else "") + f" test acc {acc:.2f}"
                 f" (best {progress.epochs[progress.best]['test_acc']:.2f}) lr {lr:.4f}"
                 f" {trainer.runs * seen / train_time:.0f} train img/s eta {format_eta(eta)}"
             )
@@ -427,6 +459,7 @@ def write_outputs(spec: RunSpec, description: dict[str, Any], progress: Progress
         "best_epoch": best + 1,
         "best_test_acc": progress.epochs[best]["test_acc"],
         "final_test_acc": progress.epochs[-1]["test_acc"],
+        "val_selected": validation_selection(progress.epochs),
         "provenance": provenance,
         "epochs": progress.epochs,
     }

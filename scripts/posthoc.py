@@ -25,7 +25,11 @@ def posthoc(config: dict, strategy: str, base_history: str, base_predictions: st
     with atomic_path(predictions_path, suffix=".npz") as tmp:
         np.savez_compressed(tmp, **arrays)
     write_json(history_path, history)
-    print(f"{strategy} from {spec.upstream}: best {history['best_test_acc']:.2f}, final {history['final_test_acc']:.2f}")
+    tag = f"{base['benchmark']['name']}/{strategy}/seed{base['seed']}"
+    print(f"[{tag}] post hoc on {spec.upstream}: best test acc {history['best_test_acc']:.2f}"
+          f" ({spec.upstream}: {base['best_test_acc']:.2f}, {history['best_test_acc'] - base['best_test_acc']:+.2f}),"
+          f" final {history['final_test_acc']:.2f} ({spec.upstream}: {base['final_test_acc']:.2f},"
+          f" {history['final_test_acc'] - base['final_test_acc']:+.2f})")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,6 +27,7 @@ from ltbench.data import DataError, load_cache
 from ltbench.devices import select_device
 from ltbench.replicas import build_runs, check_compile_mode, optimizer_state, stack_optimizer_states
 from ltbench.io import atomic_path, read_json, write_json
+from ltbench.metrics import shot_group
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -155,6 +156,7 @@ class Trainer:
         self.val_x = to_device_nchw(cache["val_x"], self.device) if held_out else None
         self.val_y = torch.from_numpy(cache["val_y"]).to(self.device) if held_out else None
         self.num_classes = prep.index["num_classes"]
+        self.class_counts = prep.index["class_counts"]
         self.mean = torch.tensor(prep.index["mean"], device=self.device)
         self.std = torch.tensor(prep.index["std"], device=self.device)
         self.offsets = None if self.method.logit_offsets is None else self.method.logit_offsets.to(self.device)
@@ -343,13 +345,38 @@ def run_description(spec: RunSpec, prep: Prepared) -> dict[str, Any]:
     }
 
 
+def shot_summary(correct: torch.Tensor, tested: torch.Tensor, groups: list[str]) -> str:
+    """'many 61.2 medium 30.1 few 4.0': test accuracy (%) of each non-empty shot group's classes."""
+    parts = []
+    for name in ("many", "medium", "few"):
+        mask = torch.tensor([g == name for g in groups])
+        if tested[mask].sum() > 0:
+            parts.append(f"{name} {100.0 * float(correct[mask].sum()) / float(tested[mask].sum()):.1f}")
+    return " ".join(parts)
+
+
+def switches(method: Method, epoch: int) -> list[str]:
+    """What a deferred strategy switches on at 0-based ``epoch`` (deferred weights or sampler), for the log."""
+    found = []
+    if epoch and epoch == method.weights_from_epoch:
+        found.append("the class weights" + (" and the feature hook" if method.feature_hook is not None else ""))
+    if epoch and epoch == method.sampler_from_epoch:
+        found.append(f"the sampler {describe(method.sampler)}")
+    return found
+
+
 def train_epochs(trainer: Trainer, progresses: list[Progress], tags: list[str], save_checkpoints) -> torch.Tensor:
-    """Run the epochs not yet in ``progresses`` (at least one), printing each run's progress;
-    returns the last test logits (R x test images x classes). A packed job's epoch time is
-    recorded for each of its runs."""
+    """Run the epochs not yet in ``progresses`` (at least one), printing each run's progress (loss,
+    validation and test accuracy, shot groups, learning rate, training speed, ETA) and what a deferred
+    strategy switches on; returns the last test logits (R x test images x classes). A packed job's
+    epoch time is recorded for each of its runs."""
     labels, epochs = trainer.test_y, trainer.recipe.epochs
+    tested = torch.bincount(labels, minlength=trainer.num_classes).cpu()
+    groups = [shot_group(c) for c in trainer.class_counts]
     logits = None
     for epoch in range(len(progresses[0].epochs), epochs):
+        for change in switches(trainer.method, epoch):
+            print(f"[{', '.join(tags)}] epoch {epoch + 1}: {change} switch on")
         t0 = time.perf_counter()
         losses, seen = trainer.train_epoch(epoch)  # ends by reading the losses: the device is done
         train_time = time.perf_counter() - t0
@@ -369,8 +396,8 @@ def train_epochs(trainer: Trainer, progresses: list[Progress], tags: list[str], 
             print(
                 f"[{tags[r]}] epoch {epoch + 1}/{epochs} loss {losses[r]:.4f}"
                 + (f" val acc {val_acc[r]:.2f}" if val_acc else "") + f" test acc {acc:.2f}"
-                f" (best {progress.epochs[progress.best]['test_acc']:.2f}) lr {lr:.4f}"
-                f" {trainer.runs * seen / train_time:.0f} train img/s eta {format_eta(eta)}"
+                f" (best {progress.epochs[progress.best]['test_acc']:.2f}; {shot_summary(correct[r], tested, groups)})"
+                f" lr {lr:.4f} {trainer.runs * seen / train_time:.0f} train img/s eta {format_eta(eta)}"
             )
         every = trainer.specs[0].checkpoint_every
         if every and (epoch + 1) % every == 0 and epoch + 1 < epochs:

@@ -25,6 +25,7 @@ PACK_SEEDS = config["train"].get("pack_seeds", False)
 TABLE_REFERENCE = config.get("table", {}).get("reference", "ce")
 RUN = cfg.RUN_DIR  # results/runs/{benchmark}/{strategy}/seed{seed}
 SUBSET = cfg.DATA_ID  # {dataset}-lt{ratio}
+SUBSET_DIR = cfg.DATA_DIR.format(data_id=SUBSET)  # results/data/{dataset}-lt{ratio}
 for _name in BENCHMARKS:
     cfg.benchmark(config, _name)  # a ConfigError here names the unknown dataset
 for _name in config["strategies"]:
@@ -213,4 +214,15 @@ def final_targets():
             rules.plot_dataset.output.histogram.format(dataset=dataset, ratio=ratio)
             for dataset, ratio in subsets
         ]
+    )
+
+
+def table_summary(path):
+    """The main results table of ``path`` (results/table.md), to print when the workflow ends."""
+    if not os.path.exists(path):
+        return ""
+    text = open(path).read()
+    main = text.split("## Best-epoch test accuracy (%)", 1)[-1].split("\n## ", 1)[0]
+    return (
+        f"\nResults ({path}): best-epoch test accuracy (%), mean ± std (n seeds){main}"
     )

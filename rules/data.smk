@@ -1,7 +1,7 @@
 rule materialize:
     output:
-        index=cfg.DATA_DIR.format(data_id=SUBSET) + "/index.json",
-        cache=cfg.DATA_DIR.format(data_id=SUBSET) + "/cache.npz",
+        index=f"{SUBSET_DIR}/index.json",
+        cache=f"{SUBSET_DIR}/cache.npz",
     log:
         f"results/logs/materialize/{SUBSET}.log",
     benchmark:

@@ -16,3 +16,7 @@ rule table:
         reference=TABLE_REFERENCE,
     script:
         "../scripts/make_table.py"
+
+
+onsuccess:
+    print(table_summary(rules.table.output.md))

@@ -240,3 +240,10 @@ def test_the_derived_code_closure_covers_every_module_a_script_imports():
         closure = set(code.closure(REPO / "scripts" / f"{script}.py"))
         missing = {Path(f).resolve() for f in imports[script]} - closure
         assert not missing, f"scripts/{script}.py imports {sorted(map(str, missing))} outside its derived closure"
+
+
+def test_the_workflow_ends_by_printing_the_table(tiny_run: Workflow):
+    proc = tiny_run.snakemake("--cores", "1")  # nothing to do: it still ends with the summary
+    out = proc.stdout + proc.stderr
+    assert "Results (results/table.md): best-epoch test accuracy (%)" in out
+    assert re.search(r"^\| ce \(baseline\) \|", out, re.M)

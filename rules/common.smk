@@ -196,6 +196,23 @@ def all_runs(pattern):
     return expand(pattern, benchmark=BENCHMARKS, strategy=STRATEGIES, seed=SEEDS)
 
 
+# A run's report label leads with its strategy's position in the matrix, so that the report, which
+# sorts labels as text, lists runs in config order.
+STRATEGY_LABELS = {
+    name: f"{i:0{len(str(len(STRATEGIES)))}d}. {name}"
+    for i, name in enumerate(STRATEGIES, start=1)
+}
+
+
+def run_labels(figure):
+    """The report labels of a per-run ``figure`` (strategy by its matrix position, seed, figure)."""
+    return lambda wildcards: {
+        "strategy": STRATEGY_LABELS[wildcards.strategy],
+        "seed": wildcards.seed,
+        "figure": figure,
+    }
+
+
 def final_targets():
     """The results table, and the report's HTML table and figures (rules/report.smk)."""
     subsets = sorted(
@@ -208,6 +225,7 @@ def final_targets():
         [*rules.table.output, rules.table_html.output.html]
         + all_runs(rules.plot_run.output.curves)
         + all_runs(rules.plot_run.output.confusion)
+        + expand(rules.plot_benchmark.output.curves, benchmark=BENCHMARKS)
         + expand(rules.plot_benchmark.output.per_class, benchmark=BENCHMARKS)
         + expand(rules.plot_benchmark.output.shots, benchmark=BENCHMARKS)
         + [

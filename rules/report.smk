@@ -2,6 +2,10 @@
 # metrics and materialization wrote, so they rebuild without retraining.
 
 
+# The report sorts runs by their labels as text, so a run's strategy label leads with the strategy's
+# position in config order ("1. ce"; zero-padded past 9 strategies) to list runs in that order.
+
+
 rule table_html:
     input:
         md=rules.table.output.md,
@@ -30,13 +34,28 @@ rule plot_benchmark:
             seed=SEEDS,
             allow_missing=True,
         ),
+        histories=expand(
+            run_file("history.json"),
+            strategy=STRATEGIES,
+            seed=SEEDS,
+            allow_missing=True,
+        ),
     output:
+        curves=report(
+            "results/plots/benchmarks/{benchmark}/curves.png",
+            caption="../report/curves_benchmark.rst",
+            category="2. Benchmarks",
+            subcategory="{benchmark}",
+            labels={"figure": "learning curves, all strategies"},
+        ),
         per_class=report(
             "results/plots/benchmarks/{benchmark}/per_class.png",
             caption="../report/per_class.rst",
             category="2. Benchmarks",
             subcategory="{benchmark}",
-            labels={"figure": "per-class accuracy vs class size"},
+            labels={
+                "figure": "per-class accuracy vs class size, difference to reference"
+            },
         ),
         shots=report(
             "results/plots/benchmarks/{benchmark}/shots.png",
@@ -52,6 +71,7 @@ rule plot_benchmark:
     params:
         code=code("plot_benchmark"),
         strategies=STRATEGIES,
+        reference=TABLE_REFERENCE,
     script:
         "../scripts/plot_benchmark.py"
 
@@ -67,22 +87,14 @@ rule plot_run:
             caption="../report/curves.rst",
             category="3. Runs",
             subcategory="{benchmark}",
-            labels={
-                "strategy": "{strategy}",
-                "seed": "{seed}",
-                "figure": "learning curves",
-            },
+            labels=run_labels("learning curves"),
         ),
         confusion=report(
             "results/plots/runs/{benchmark}/{strategy}/seed{seed}/confusion.png",
             caption="../report/confusion.rst",
             category="3. Runs",
             subcategory="{benchmark}",
-            labels={
-                "strategy": "{strategy}",
-                "seed": "{seed}",
-                "figure": "confusion matrix",
-            },
+            labels=run_labels("confusion matrix"),
         ),
     log:
         "results/logs/report/plot_run/{benchmark}/{strategy}/seed{seed}.log",

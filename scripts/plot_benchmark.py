@@ -1,25 +1,32 @@
-"""Snakemake rule ``plot_benchmark``: a benchmark's metrics.json files -> per-class and shot-group figures."""
+"""Snakemake rule ``plot_benchmark``: a benchmark's metrics.json and history.json files -> per-class,
+shot-group and overlaid learning-curve figures."""
 
 from ltbench import plots
 from ltbench.io import read_json
 from ltbench.logs import redirect_to_log
 
 
-def plot_benchmark(metrics_paths: list[str], per_class_path: str, shots_path: str, benchmark: str,
-                   strategies: list[str]) -> None:
-    """Per-class accuracy against class size, and many/medium/few-shot bars, each strategy over its seeds."""
+def plot_benchmark(metrics_paths: list[str], history_paths: list[str], outputs: dict[str, str], benchmark: str,
+                   strategies: list[str], reference: str) -> None:
+    """Per-class accuracy against class size (with the difference to ``reference``), many/medium/few-shot
+    bars, and all strategies' learning curves, each strategy over its seeds. ``outputs`` maps
+    ``per_class``, ``shots`` and ``curves`` to their PNG paths."""
     records = [read_json(path) for path in metrics_paths]
     styles = plots.strategy_styles(strategies)
     counts = records[0]["class_counts"]
     per_class = plots.group_by_strategy(records, strategies, "best_per_class_acc")
-    plots.save(plots.per_class_figure(per_class, counts, styles, benchmark), per_class_path)
+    plots.save(plots.per_class_figure(per_class, counts, styles, benchmark, reference), outputs["per_class"])
     shots = plots.group_by_strategy(records, strategies, "best_shot_acc")
-    plots.save(plots.shot_figure(shots, counts, styles, benchmark), shots_path)
+    plots.save(plots.shot_figure(shots, counts, styles, benchmark), outputs["shots"])
+    curves, deferrals, left_out = plots.training_curves((read_json(p) for p in history_paths), strategies)
+    figure = plots.benchmark_curves_figure(curves, deferrals, styles, len(counts), benchmark, left_out)
+    plots.save(figure, outputs["curves"])
     print(f"{benchmark}: {len(records)} runs of {len(per_class)} strategies plotted")
 
 
 if "snakemake" in globals():
     sm = globals()["snakemake"]
     with redirect_to_log(sm.log[0]):
-        plot_benchmark(sm.input.metrics, sm.output.per_class, sm.output.shots, sm.wildcards.benchmark,
-                       sm.params.strategies)
+        outputs = {key: sm.output[key] for key in ("per_class", "shots", "curves")}
+        plot_benchmark(sm.input.metrics, sm.input.histories, outputs, sm.wildcards.benchmark, sm.params.strategies,
+                       sm.params.reference)

@@ -1,5 +1,6 @@
 """The report: every figure of the tiny end-to-end run is a real PNG, `snakemake --report` builds a
-self-contained HTML page from them, and the figures redraw without retraining."""
+self-contained HTML page from them (titled by the actual datasets, runs in config order), the figures
+redraw without retraining, and each figure draws what its caption says."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import re
 from pathlib import Path
 
 import matplotlib.image
+import numpy as np
 import pytest
 
 from conftest import Workflow, tiny_config
+from ltbench import plots
 from ltbench.config import format_ratio
+from ltbench.io import read_json
 from test_pipeline import SEMANTIC, _edited, _runs
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -31,7 +35,7 @@ def expected_figures() -> list[str]:
     benchmarks = sorted({b for b, _, _ in tiny_runs()})
     figures = [f"results/plots/runs/{b}/{s}/seed{seed}/{name}.png"
                for b, s, seed in tiny_runs() for name in ("curves", "confusion")]
-    figures += [f"results/plots/benchmarks/{b}/{name}.png" for b in benchmarks for name in ("per_class", "shots")]
+    figures += [f"results/plots/benchmarks/{b}/{name}.png" for b in benchmarks for name in ("curves", "per_class", "shots")]
     subsets = {(config["benchmarks"][b]["dataset"], config["benchmarks"][b]["imbalance_ratio"]) for b in benchmarks}
     figures += sorted(f"results/plots/data/{dataset}-lt{format_ratio(ratio)}.png" for dataset, ratio in subsets)
     return figures
@@ -57,7 +61,7 @@ def test_figure_is_a_valid_png(tiny_run: Workflow, figure: str):
 def test_report_holds_every_figure_and_the_table(tiny_run: Workflow, report: Path):
     html = report.read_text()
     assert len(html) > 100_000, "the figures should be embedded in the report"
-    assert "Long-tailed CIFAR reweighting benchmark" in html, "workflow description (report/workflow.rst) missing"
+    assert "Long-tailed tiny10, folder reweighting benchmark" in html, "title should name the actual datasets"
     for name in {Path(f).name for f in expected_figures()} | {"table.html"}:
         assert name in html, f"{name} missing from the report"
     assert "Confusion matrix of run" in html, "captions (report/*.rst) missing"
@@ -78,3 +82,85 @@ def test_plot_code_change_redraws_without_training(tiny_run: Workflow):
     assert {rule for rule, _ in jobs} == {"plot_run", "plot_benchmark", "plot_dataset", "table_html", "all"}
     assert _runs(jobs, "plot_run") == {f"benchmark={b}, strategy={s}, seed={seed}" for b, s, seed in tiny_runs()}
     assert tiny_run.planned_jobs() == set(), "restoring the content should leave nothing to do"
+
+
+def test_report_lists_runs_in_config_order(tiny_run: Workflow, report: Path):
+    html = report.read_text()
+    for position, strategy in enumerate(tiny_config()["strategies"], start=1):
+        assert f"{position}. {strategy}" in html, "a run's strategy label should lead with its config position"
+
+
+# ---------------------------------------------------------------- what each figure draws
+
+STYLE = plots.Style("#0072B2", "-", None)
+
+
+def texts_inside(ax) -> bool:
+    """Whether every text drawn in data coordinates lies within the axes' y range."""
+    lo, hi = ax.get_ylim()
+    return all(lo <= t.get_position()[1] <= hi for t in ax.texts if t.get_transform() == ax.transData)
+
+
+def tiny_histories(tiny_run: Workflow, benchmark: str) -> list[dict]:
+    return [read_json(tiny_run.root / f"results/runs/{b}/{s}/seed{seed}/history.json")
+            for b, s, seed in tiny_runs() if b == benchmark]
+
+
+def test_benchmark_curves_overlay_trained_strategies_and_mark_stage_two(tiny_run: Workflow):
+    config = tiny_config()
+    strategies = list(config["strategies"])
+    curves, deferrals, left_out = plots.training_curves(tiny_histories(tiny_run, "resnet32-tiny10"), strategies)
+    assert list(curves) == ["ce", "effective_number", "weight_balancing"], "post-hoc has no curves of its own"
+    assert left_out == ["la_posthoc: post-hoc on ce"]
+    epochs = config["recipe"]["epochs"]
+    assert [e["epoch"] for e in curves["weight_balancing"][0]] == [epochs + 1], "stage 2 follows its stage 1"
+    assert deferrals["weight_balancing"] == (epochs, f"stage 2 from epoch {epochs + 1}")
+    fig = plots.benchmark_curves_figure(curves, deferrals, plots.strategy_styles(strategies), 10, "b", left_out)
+    acc_ax, loss_ax = fig.axes
+    assert acc_ax.get_ylim() == (0, 100) and acc_ax.get_legend() is None and loss_ax.get_legend() is not None
+
+
+def test_deferral_epoch_is_the_later_deferred_schedule():
+    assert plots.deferral_epoch({"method": {"weights_from_epoch": 160, "sampler_from_epoch": 0}}) == 160
+    assert plots.deferral_epoch({"method": {"weights_from_epoch": 0, "sampler_from_epoch": 5}}) == 5
+    assert plots.deferral_epoch({"epochs": []}) == 0, "a post-hoc history has no method"
+
+
+def test_run_curves_fix_the_accuracy_axis_and_show_chance_and_learning_rate():
+    epochs = [{"epoch": e, "lr": 0.1 / e, "train_loss": 2.0 / e, "test_acc": 20.0 + e} for e in range(1, 13)]
+    fig = plots.learning_curves_figure(epochs, 12, 32.0, "b / drw / seed 0", STYLE, num_classes=10, deferral=8)
+    acc_ax, loss_ax, lr_ax = fig.axes
+    assert acc_ax.get_ylim() == (0, 100)
+    assert any(list(line.get_ydata()) == [10.0, 10.0] for line in acc_ax.lines), "chance line at 100 / classes"
+    assert list(lr_ax.lines[0].get_ydata()) == [e["lr"] for e in epochs]
+    assert all(ax.get_legend() is None for ax in fig.axes), "no legend over the data"
+    assert all(any(list(line.get_xdata()) == [8.5, 8.5] for line in ax.lines) for ax in fig.axes), "deferral marked"
+
+
+def test_per_class_figure_shows_bands_and_the_difference_to_the_reference():
+    counts = [100, 50, 20, 10, 5]
+    runs = {"ce": [[90, 80, 50, 20, 10], [88, 78, 52, 22, 6]], "drw": [[85, 75, 55, 40, 30], [83, 77, 57, 38, 26]]}
+    styles = plots.strategy_styles(["ce", "drw"])
+    acc_ax, diff_ax = plots.per_class_figure(runs, counts, styles, "b", reference="ce").axes
+    assert acc_ax.collections and acc_ax.get_ylim() == (0, 100), "bands over seeds in a 0-100 axis"
+    (drw,) = [line for line in diff_ax.lines if len(line.get_xdata()) == len(counts)]
+    assert list(drw.get_ydata()) == pytest.approx([-5, -3, 5, 18, 20]), "drw - ce, by class size"
+    labels = [t.get_text() for t in diff_ax.get_xticklabels()]
+    assert labels[0] == "5\n(tail)" and labels[-1] == "100\n(head)", "ticks at the tail and head class sizes"
+    assert len(plots.per_class_figure(runs, counts, styles, "b", reference="other").axes) == 1
+
+
+def test_shot_bars_keep_points_and_labels_inside_0_100():
+    counts = [200, 150, 50, 5]  # 2 many, 1 medium, 1 few
+    runs = {"ce": [{"many": 100.0, "medium": 40.0, "few": 0.0}, {"many": 96.0, "medium": 50.0, "few": 10.0}]}
+    ax = plots.shot_figure(runs, counts, plots.strategy_styles(["ce"]), "b").axes[0]
+    assert ax.get_ylim() == (0, 100) and not ax.containers[1:], "no error bars that could leave 0-100"
+    assert [list(c.get_offsets()[:, 1]) for c in ax.collections] == [[100, 40, 0], [96, 50, 10]], "seed points"
+    assert texts_inside(ax)
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks[1].endswith("\n1 class") and ticks[0].endswith("\n2 classes")
+
+
+def test_plural():
+    assert [plots.plural(n, "class") for n in (0, 1, 2)] == ["no classes", "1 class", "2 classes"]
+    assert plots.plural(1, "seed") == "1 seed"

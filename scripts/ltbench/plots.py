@@ -83,16 +83,22 @@ def class_ticks(ax, axis: str, class_counts: Sequence[int], classes: Sequence[st
 
 
 def size_axis(ax, axis: str, class_counts: Sequence[int]) -> None:
-    """Log scale for a class-size axis ('x' or 'y'): plain 1-2-5 tick labels within the data's range,
-    and dotted lines at the shot-group thresholds (20 and 100 training images) that fall inside it."""
+    """Log scale for a class-size axis ('x' or 'y'): tick labels at the head and tail class sizes
+    (the largest and smallest class) and at the 1-2-5 values between them, and dotted lines at the
+    shot-group thresholds (20 and 100 training images) that fall inside the range."""
     lo, hi = min(class_counts), max(class_counts)
-    ticks = [m * 10**e for e in range(7) for m in (1, 2, 5) if lo <= m * 10**e <= hi]
-    if len(ticks) < 3:
-        ticks = sorted(set(ticks) | {lo, hi})
+    # 1-2-5 values clearly inside (a factor 1.3 from the ends), so that no label overlaps the ends'
+    ticks = [m * 10**e for e in range(7) for m in (1, 2, 5) if 1.3 * lo <= m * 10**e <= hi / 1.3]
+    labels = [str(t) for t in ticks]
+    if hi > lo:
+        sep = "\n" if axis == "x" else " "
+        ticks, labels = [lo, *ticks, hi], [f"{lo}{sep}(tail)", *labels, f"{hi}{sep}(head)"]
+    else:
+        ticks, labels = [lo], [str(lo)]
     scale, set_ticks, line = (ax.set_xscale, ax.set_xticks, ax.axvline) if axis == "x" else (
         ax.set_yscale, ax.set_yticks, ax.axhline)
     scale("log")
-    set_ticks(ticks, [str(t) for t in ticks])
+    set_ticks(ticks, labels)
     set_ticks([], minor=True)
     for value in (FEW_BELOW, MANY_ABOVE):
         if lo < value <= hi:
@@ -110,6 +116,29 @@ def mean_std(values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray | None]:
     if len(stacked) < 2:
         return stacked.mean(axis=0), None
     return stacked.mean(axis=0), stacked.std(axis=0, ddof=1)
+
+
+def seed_range(values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, minimum and maximum over seeds (axis 0): the line and the band drawn for a strategy.
+    Unlike mean ± std, the band stays within the values' own range (0-100 for accuracies)."""
+    stacked = np.asarray(values, dtype=float)
+    return stacked.mean(axis=0), stacked.min(axis=0), stacked.max(axis=0)
+
+
+def band_line(ax, x, values: Sequence[Any], style: Style, label: str | None = None, **line_kwargs):
+    """One strategy's mean over seeds as a line and, with more than one seed, the min-max range as a
+    translucent band in its colour; returns the mean."""
+    mean, lo, hi = seed_range(values)
+    if len(values) > 1:
+        ax.fill_between(x, lo, hi, color=style.color, alpha=0.15, linewidth=0)
+    ax.plot(x, mean, color=style.color, linestyle=style.linestyle, label=label, **line_kwargs)
+    return mean
+
+
+def plural(n: int, noun: str) -> str:
+    """'no classes', '1 class', '3 classes', '1 seed', '2 seeds'."""
+    word = noun if n == 1 else noun + ("es" if noun.endswith(("s", "x", "ch", "sh")) else "s")
+    return f"{'no' if n == 0 else n} {word}"
 
 
 def group_by_strategy(records: Iterable[dict[str, Any]], strategies: Sequence[str], key: str) -> dict[str, list]:
@@ -143,32 +172,66 @@ def save(fig: Figure, path: str | os.PathLike) -> None:
 # ---------------------------------------------------------------- per run
 
 
+def deferral_epoch(history: dict[str, Any]) -> int:
+    """The 0-based epoch from which a deferred schedule reweights or resamples (``weights_from_epoch``
+    or ``sampler_from_epoch``, the later one), 0 if the run has none (or no ``method``: post-hoc)."""
+    method = history.get("method") or {}
+    return max(method.get("weights_from_epoch", 0), method.get("sampler_from_epoch", 0))
+
+
+def epoch_axis(ax, x: Sequence[int]) -> None:
+    """Integer epoch ticks: one per epoch, with a margin, below 10 epochs; a light grid."""
+    if len(x) < 10:
+        ax.set_xticks(x)
+        ax.set_xlim(min(x) - 0.5, max(x) + 0.5)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.grid(alpha=0.3)
+
+
+def mark_deferral(ax, epoch: int, style: Style) -> None:
+    """A dotted vertical line in the strategy's colour between epoch ``epoch`` (the last one without
+    reweighting; epochs count from 1 in the history) and the first one with it."""
+    ax.axvline(epoch + 0.5, color=style.color, linestyle=(0, (1, 2)), linewidth=1.5, zorder=1)
+
+
+def accuracy_axis(ax, num_classes: int) -> None:
+    """A fixed 0-100 % test-accuracy axis with a grey dashed chance line (100 / classes), labelled inside."""
+    chance = 100.0 / num_classes
+    ax.axhline(chance, color="0.4", linestyle="--", linewidth=1, zorder=0)
+    ax.annotate(f"chance ({chance:.3g}%)", (0.01, chance), xycoords=("axes fraction", "data"),
+                xytext=(0, 2), textcoords="offset points", fontsize=8, color="0.3", va="bottom")
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("test accuracy (%)")
+
+
 def learning_curves_figure(epochs: list[dict[str, Any]], best_epoch: int, best_acc: float, title: str,
-                           style: Style) -> Figure:
-    """Test accuracy and mean training loss against the epoch, side by side; a star marks the run's best.
+                           style: Style, num_classes: int, deferral: int = 0) -> Figure:
+    """Three panels against the epoch: test accuracy (0-100, chance line, the run's best starred),
+    mean training loss, and the learning rate. A dotted line marks a deferred schedule's start.
 
     The star is the run's own best accuracy, which sits off the curve for a post-hoc run (the
     per-epoch records are then its base run's, and ``title`` should say so).
     """
     x = [e["epoch"] for e in epochs]
-    marker = "." if len(x) <= 50 else None
-    fig = Figure(figsize=(10, 4), layout="constrained")
-    acc_ax, loss_ax = fig.subplots(1, 2)
-    acc_ax.plot(x, [e["test_acc"] for e in epochs], color=style.color, linestyle=style.linestyle, marker=marker)
-    acc_ax.plot([best_epoch], [best_acc], "*", color="black", markersize=12,
-                label=f"best: {best_acc:.2f}% at epoch {best_epoch}")
-    acc_ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="Test accuracy (balanced test set)")
-    acc_ax.legend(loc="lower right")
-    loss_ax.plot(x, [e["train_loss"] for e in epochs], color=style.color, linestyle=style.linestyle, marker=marker)
-    loss_ax.set(xlabel="epoch", ylabel="training loss (mean over the epoch)", title="Training loss")
-    for ax in (acc_ax, loss_ax):
-        if len(x) < 10:  # a few epochs: one tick each, with a margin
-            ax.set_xticks(x)
-            ax.set_xlim(min(x) - 0.5, max(x) + 0.5)
-        else:
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-    fig.suptitle(title)
+    line = {"color": style.color, "linestyle": style.linestyle, "marker": "." if len(x) <= 50 else None}
+    fig = Figure(figsize=(13, 4), layout="constrained")
+    acc_ax, loss_ax, lr_ax = fig.subplots(1, 3)
+    acc_ax.plot(x, [e["test_acc"] for e in epochs], **line)
+    acc_ax.plot([best_epoch], [best_acc], "*", color="black", markersize=12, clip_on=False)
+    accuracy_axis(acc_ax, num_classes)
+    acc_ax.set_title(f"Test accuracy (balanced test set)\n\u2605 best: {best_acc:.2f}% at epoch {best_epoch}")
+    loss_ax.plot(x, [e["train_loss"] for e in epochs], **line)
+    loss_ax.set(ylabel="training loss (mean over the epoch)", title="Training loss")
+    lr_ax.plot(x, [e["lr"] for e in epochs], **line)
+    lr_ax.set(ylabel="learning rate", title="Learning rate")
+    lr_ax.set_ylim(bottom=0)
+    for ax in (acc_ax, loss_ax, lr_ax):
+        epoch_axis(ax, x)
+        if deferral:
+            mark_deferral(ax, deferral, style)
+    fig.suptitle(title + (f"\ndotted line: deferred schedule from epoch {deferral + 1}" if deferral else ""))
     return fig
 
 
@@ -211,43 +274,144 @@ def confusion_figure(labels: np.ndarray, pred: np.ndarray, class_counts: Sequenc
 # ---------------------------------------------------------------- per benchmark
 
 
-def per_class_figure(per_class: dict[str, list[list[float]]], class_counts: Sequence[int],
-                     styles: dict[str, Style], title: str) -> Figure:
-    """Per-class test accuracy against training-set size (log axis), one line per strategy.
+def training_curves(histories: Iterable[dict[str, Any]], strategies: Sequence[str]
+                    ) -> tuple[dict[str, list[list[dict[str, Any]]]], dict[str, tuple[int, str]], list[str]]:
+    """The per-epoch records of every trained run, per strategy in config order, for overlaid curves.
 
-    Each line is the mean over seeds, averaged over classes of equal size and, above 20
-    classes, smoothed over ``smoothing_window`` neighbouring sizes; dots are single classes.
+    A second stage's epochs are shifted to follow its stage-1 run of the same seed (its deferral
+    is then the stage boundary); a post-hoc strategy, whose records are its base run's, is left out.
+    Returns the records, each strategy's (deferral epoch, what starts there) where it has one, and a
+    note per strategy left out.
+    """
+    histories = list(histories)
+    lengths = {(h["strategy"]["name"], h["seed"]): len(h["epochs"]) for h in histories}
+    curves: dict[str, list] = {name: [] for name in strategies}
+    deferrals, left_out = {}, []
+    for h in histories:
+        name, params = h["strategy"]["name"], h["strategy"]["params"]
+        if "base" in params:
+            note = f"{name}: post-hoc on {params['base']}"
+            left_out += [note] if note not in left_out else []
+            continue
+        offset = lengths.get((params["stage1"], h["seed"]), 0) if "stage1" in params else 0
+        curves[name].append([{**e, "epoch": e["epoch"] + offset} for e in h["epochs"]])
+        if "stage1" in params:
+            deferrals[name] = (offset, f"stage 2 from epoch {offset + 1}")
+        elif deferral_epoch(h):
+            deferrals[name] = (deferral_epoch(h), f"deferred from epoch {deferral_epoch(h) + 1}")
+    return {name: runs for name, runs in curves.items() if runs}, deferrals, left_out
+
+
+def benchmark_curves_figure(curves: dict[str, list[list[dict[str, Any]]]], deferrals: dict[str, tuple[int, str]],
+                            styles: dict[str, Style], num_classes: int, title: str,
+                            left_out: Sequence[str] = ()) -> Figure:
+    """Test accuracy (0-100, chance line) and training loss against the epoch, all strategies overlaid:
+    mean over seeds as a line, min-max over seeds as a band; a dotted line in the strategy's colour
+    marks where its deferred schedule (or second stage) starts."""
+    fig = Figure(figsize=(13, 4.8 if len(curves) <= 12 else 6.5), layout="constrained")
+    acc_ax, loss_ax = fig.subplots(1, 2)
+    all_x: set[int] = set()
+    for name, runs in curves.items():
+        length = min(len(run) for run in runs)  # runs of one strategy share a recipe; guard anyway
+        x = [e["epoch"] for e in runs[0][:length]]
+        all_x.update(x)
+        marker = {"marker": "." if len(x) <= 20 else None, "linewidth": 1.6}
+        label = f"{name} ({plural(len(runs), 'seed')})"
+        if name in deferrals:
+            epoch, what = deferrals[name]
+            label += f"\n  {what}"
+            for ax in (acc_ax, loss_ax):
+                mark_deferral(ax, epoch, styles[name])
+        band_line(acc_ax, x, [[e["test_acc"] for e in run[:length]] for run in runs], styles[name], label, **marker)
+        band_line(loss_ax, x, [[e["train_loss"] for e in run[:length]] for run in runs], styles[name], **marker)
+    accuracy_axis(acc_ax, num_classes)
+    acc_ax.set_title("Test accuracy (balanced test set)")
+    loss_ax.set(ylabel="training loss (mean over the epoch)", title="Training loss (each strategy's own loss)")
+    for ax in (acc_ax, loss_ax):
+        epoch_axis(ax, sorted(all_x))
+    note = "lines: mean over seeds\nbands: min-max over seeds\ndotted: deferred schedule\nor second stage begins"
+    if left_out:
+        note += "\nnot drawn (no curves of its own):\n" + "\n".join(left_out)
+    handles, labels = acc_ax.get_legend_handles_labels()
+    loss_ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=9, title_fontsize=8,
+                   alignment="left", title=note)
+    fig.suptitle(f"{title}: learning curves")
+    return fig
+
+
+def by_size(acc: np.ndarray, counts: np.ndarray, sizes: np.ndarray, window: int) -> np.ndarray:
+    """Per-class values averaged over classes of each size in ``sizes``, then smoothed over ``window`` sizes."""
+    return rolling_mean(np.array([acc[counts == s].mean() for s in sizes]), window)
+
+
+def per_class_figure(per_class: dict[str, list[list[float]]], class_counts: Sequence[int],
+                     styles: dict[str, Style], title: str, reference: str | None = None) -> Figure:
+    """Top: per-class test accuracy against training-set size (log axis, head on the left), one line per
+    strategy with a band over seeds. Bottom, where ``reference`` has runs: each other strategy's per-class
+    accuracy minus the reference's (mean over seeds), so tail gains and head losses read off the zero line.
+
+    Lines average the classes of equal size and, above 20 classes, smooth over ``smoothing_window``
+    neighbouring sizes (the band is the min-max over seeds of each seed's line); dots are single classes.
     """
     counts = np.asarray(class_counts, dtype=float)
     sizes = np.unique(counts)[::-1]
     window = smoothing_window(len(counts))
     dot_alpha = 0.35 if len(per_class) <= 6 else 0.15
-    fig = Figure(figsize=(9, 5 if len(per_class) <= 12 else 6.5), layout="constrained")
-    ax = fig.subplots()
+    with_diff = reference in per_class and len(per_class) > 1
+    fig = Figure(figsize=(9.5, (8 if with_diff else 5) + (1.5 if len(per_class) > 12 else 0)), layout="constrained")
+    axes = fig.subplots(2 if with_diff else 1, 1, sharex=True, squeeze=False,
+                        height_ratios=[3, 2] if with_diff else [1])[:, 0]
+    acc_ax = axes[0]
+    line = {"linewidth": 2, "marker": "o" if window == 1 else None, "markersize": 4}
+    means = {name: np.mean(runs, axis=0) for name, runs in per_class.items()}
     for name, runs in per_class.items():
-        acc, _ = mean_std(runs)
-        by_size = np.array([acc[counts == s].mean() for s in sizes])
-        ax.scatter(counts, acc, s=12, color=styles[name].color, alpha=dot_alpha, linewidths=0)
-        ax.plot(sizes, rolling_mean(by_size, window), color=styles[name].color, linestyle=styles[name].linestyle,
-                linewidth=2, marker="o" if window == 1 else None, markersize=4,
-                label=f"{name} (n={len(runs)} seed{'s' if len(runs) > 1 else ''})")
-    size_axis(ax, "x", class_counts)
-    ax.invert_xaxis()
-    ax.set_ylim(-3, 103)
-    ax.set(xlabel="training images of the class (log scale; head on the left)",
-           ylabel="test accuracy of the class (%)", title=f"{title}\nper-class accuracy at the best epoch")
-    ax.grid(alpha=0.3)
+        acc_ax.scatter(counts, means[name], s=12, color=styles[name].color, alpha=dot_alpha, linewidths=0)
+        band_line(acc_ax, sizes, [by_size(np.asarray(r), counts, sizes, window) for r in runs], styles[name],
+                  f"{name} ({plural(len(runs), 'seed')})", **line)
+    acc_ax.set_ylim(0, 100)
+    acc_ax.set(ylabel="test accuracy of the class (%)", title=f"{title}\nper-class accuracy at the best epoch")
+    if with_diff:
+        diff_panel(axes[1], means, reference, counts, sizes, window, styles, dot_alpha, line)
+    size_axis(axes[-1], "x", class_counts)
+    axes[-1].invert_xaxis()
+    axes[-1].set_xlabel("training images of the class (log scale; head on the left, tail on the right)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
     note = "dots: classes, mean over seeds\nlines: " + (
         "mean over classes of a size" if window == 1 else f"moving average over\n{window} class sizes")
-    outside_legend(ax, title=note)
+    outside_legend(acc_ax, title=note + "\nbands: min-max over seeds")
     return fig
+
+
+def diff_panel(ax, means: dict[str, np.ndarray], reference: str, counts: np.ndarray, sizes: np.ndarray,
+               window: int, styles: dict[str, Style], dot_alpha: float, line: dict[str, Any]) -> None:
+    """Per-class accuracy minus the reference strategy's (both means over seeds), one line per other
+    strategy, with a black zero line; the y range is symmetric so gains and losses look alike."""
+    ax.axhline(0, color="black", linewidth=1.2, zorder=1)
+    spread = 5.0
+    for name, mean in means.items():
+        if name == reference:
+            continue
+        diff = mean - means[reference]
+        spread = max(spread, float(np.abs(diff).max()))
+        ax.scatter(counts, diff, s=12, color=styles[name].color, alpha=dot_alpha, linewidths=0)
+        ax.plot(sizes, by_size(diff, counts, sizes, window), color=styles[name].color,
+                linestyle=styles[name].linestyle, **line)
+    ax.set_ylim(-1.08 * spread, 1.08 * spread)
+    ax.set(ylabel=f"accuracy \u2212 {reference} (points)",
+           title=f"difference to {reference} per class (above 0: better than {reference})")
+    ax.text(0.99, 0.97, f"gains over {reference}", transform=ax.transAxes, ha="right", va="top", fontsize=8,
+            color="0.3")
+    ax.text(0.99, 0.03, f"losses to {reference}", transform=ax.transAxes, ha="right", va="bottom", fontsize=8,
+            color="0.3")
 
 
 def shot_figure(shots: dict[str, list[dict[str, float | None]]], class_counts: Sequence[int],
                 styles: dict[str, Style], title: str) -> Figure:
-    """Grouped bars of many/medium/few-shot accuracy per strategy: mean over seeds, std as error bar.
+    """Grouped bars of many/medium/few-shot accuracy per strategy: the mean over seeds, with each seed's
+    value as a black dot (more than one seed). The axis is 0-100, so nothing leaves it.
 
-    Up to 6 strategies each bar is labelled with its mean.
+    Up to 6 strategies each bar is labelled with its mean, inside the axes.
     """
     groups = [shot_group(c) for c in class_counts]
     labelled = len(shots) <= 6
@@ -256,28 +420,35 @@ def shot_figure(shots: dict[str, list[dict[str, float | None]]], class_counts: S
     width = 0.8 / max(1, len(shots))
     x = np.arange(len(SHOT_GROUPS))
     for i, (name, runs) in enumerate(shots.items()):
-        values = [[np.nan if r[g] is None else r[g] for g in SHOT_GROUPS] for r in runs]
-        mean, std = mean_std(values)
-        offset = (i - (len(shots) - 1) / 2) * width
+        values = np.array([[np.nan if r[g] is None else r[g] for g in SHOT_GROUPS] for r in runs], dtype=float)
+        mean = values.mean(axis=0)
         has = ~np.isnan(mean)  # a group without classes gets no bar
-        err = None if std is None else std[has]
-        ax.bar(x[has] + offset, mean[has], width, yerr=err, capsize=3 if labelled else 1, color=styles[name].color,
-               hatch=styles[name].hatch, edgecolor="white", linewidth=0, label=f"{name} (n={len(runs)})")
+        xs = x[has] + (i - (len(shots) - 1) / 2) * width
+        ax.bar(xs, mean[has], width, color=styles[name].color, hatch=styles[name].hatch, edgecolor="white",
+               linewidth=0, label=f"{name} ({plural(len(runs), 'seed')})")
+        if len(runs) > 1:
+            for seed_values in values[:, has]:
+                ax.scatter(xs, seed_values, s=10, color="black", zorder=3, linewidths=0, clip_on=False)
         if labelled:
-            tops = mean[has] + (0 if err is None else err)
-            for xi, top, value in zip(x[has] + offset, tops, mean[has]):
-                ax.text(xi, top + 1, f"{value:.1f}", ha="center", va="bottom", fontsize=7)
-    tick_labels = []
-    for g in SHOT_GROUPS:
-        n = groups.count(g)
-        tick_labels.append(f"{g}-shot\n({SHOT_RULES[g]} images)\n" + (f"{n} classes" if n else "no classes"))
+            bar_labels(ax, xs, mean[has], np.nanmax(values[:, has], axis=0))
+    tick_labels = [f"{g}-shot\n({SHOT_RULES[g]} images)\n{plural(groups.count(g), 'class')}" for g in SHOT_GROUPS]
     ax.set_xticks(x, tick_labels)
     ax.set_xlim(-0.5, len(SHOT_GROUPS) - 0.5)
-    ax.set_ylim(0, 108)
-    ax.set(ylabel="test accuracy at the best epoch (%)", title=f"{title}\nshot-group accuracy (mean ± std over seeds)")
+    ax.set_ylim(0, 100)
+    dots = " (dots: seeds)" if any(len(runs) > 1 for runs in shots.values()) else ""
+    ax.set(ylabel="test accuracy at the best epoch (%)", title=f"{title}\nshot-group accuracy, mean over seeds{dots}")
     ax.grid(alpha=0.3, axis="y")
     outside_legend(ax)
     return fig
+
+
+def bar_labels(ax, xs: np.ndarray, means: np.ndarray, tops: np.ndarray) -> None:
+    """Each bar's mean as text above its highest point, or just inside the bar's top where that would
+    leave the 0-100 axis."""
+    for xi, value, top in zip(xs, means, tops):
+        above = top <= 92
+        ax.text(xi, top + 1 if above else value - 1.5, f"{value:.1f}", ha="center", va="bottom" if above else "top",
+                fontsize=7, bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "alpha": 0.7, "linewidth": 0})
 
 
 # ---------------------------------------------------------------- per dataset
@@ -290,7 +461,7 @@ def class_histogram_figure(class_counts: Sequence[int], classes: Sequence[str], 
     fig = Figure(figsize=(10 if len(classes) > LABELLED_CLASSES else 7, 4.5), layout="constrained")
     ax = fig.subplots()
     ax.bar(np.arange(len(class_counts)), class_counts, width=0.85, color=[group_colors[g] for g in groups])
-    legend = [Patch(color=group_colors[g], label=f"{g}-shot ({SHOT_RULES[g]} images): {groups.count(g)} classes")
+    legend = [Patch(color=group_colors[g], label=f"{g}-shot ({SHOT_RULES[g]} images): {plural(groups.count(g), 'class')}")
               for g in SHOT_GROUPS]
     size_axis(ax, "y", class_counts)
     if len(classes) <= LABELLED_CLASSES:

@@ -1,0 +1,387 @@
+"""Move results made on a lent GPU into the repository, and publish them under docs/results/.
+
+    python scripts/results.py import runs.tar.gz   # the device's runs -> results/runs/, then a dry-run check
+    snakemake --cores 2 results/table.md --config 'matrix={...}' 'seeds=[...]'   # the command import prints
+    python scripts/results.py publish              # results/runs/*/metrics.json -> docs/results/
+
+``import`` takes the archive that ``scripts/benchmark/device_session.sh call2`` brings back (members
+``results/runs/<benchmark>/<strategy>/seed<k>/{history.json,predictions.npz}``), writes its runs into
+the working tree and gives them the current time as mtime, so that Snakemake does not take the
+local data (materialized earlier, hence older) or scripts for newer inputs and retrain. Snakemake
+has no metadata for these files, which is not a rerun reason: only the mtime and missing-output
+triggers apply, and the dry run that ``import`` ends with checks that nothing is retrained.
+
+``publish`` copies every run's metrics.json and history.json (never predictions.npz: it holds the
+test set's logits) to ``docs/results/runs/``, then rebuilds ``docs/results/table.{md,csv,tex}``
+and the per-benchmark figures from *all* committed runs with the pipeline's own table and plot
+code, and writes ``docs/results/README.md`` (each unit's seeds, commit, GPU, torch, training time).
+Run both from the repository root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ltbench import config as cfg
+from ltbench.io import atomic_path, read_json, write_text
+
+RUN_FILES = ("history.json", "predictions.npz")  # what the device brings back per run
+PUBLISHED_FILES = ("metrics.json", "history.json")  # what a run leaves in docs/results/
+PROVENANCE_KEYS = ("commit", "torch_version", "device_name", "train_seconds")
+BENCHMARK_FIGURES = ("per_class", "shots", "curves")  # rule plot_benchmark's outputs
+RETRAINING_RULES = ("materialize", "train", "finetune", "posthoc")  # a dry run after import plans none
+DOCS = Path("docs/results")
+RUNS_ROOT = Path(cfg.RUN_DIR.split("{")[0])  # results/runs/
+
+
+class ResultsError(RuntimeError):
+    """An archive, a run or a metrics file that cannot be imported or published as it is."""
+
+
+@dataclass(frozen=True, order=True)
+class RunKey:
+    """One run's identity, as in ``cfg.RUN_DIR``."""
+
+    benchmark: str
+    strategy: str
+    seed: int
+
+    @property
+    def path(self) -> Path:
+        """``results/runs/<benchmark>/<strategy>/seed<k>``."""
+        return Path(cfg.RUN_DIR.format(benchmark=self.benchmark, strategy=self.strategy, seed=self.seed))
+
+    def __str__(self) -> str:
+        return f"{self.benchmark}/{self.strategy}/seed{self.seed}"
+
+
+def _run_file_pattern() -> re.Pattern[str]:
+    """``cfg.RUN_DIR`` + ``/<file>`` as a regex: one path component per name, a decimal seed."""
+    template = re.escape(cfg.RUN_DIR)
+    for name, regex in (("benchmark", r"(?P<benchmark>[^/]+)"), ("strategy", r"(?P<strategy>[^/]+)"),
+                        ("seed", r"(?P<seed>0|[1-9]\d*)")):
+        template = template.replace(re.escape("{" + name + "}"), regex)
+    return re.compile(template + r"/(?P<file>[^/]+)")
+
+
+RUN_FILE = _run_file_pattern()
+
+
+# ---------------------------------------------------------------- import
+
+
+def in_config_order(names: set[str], configured: list[str]) -> list[str]:
+    """``names`` in config order, names the config does not know after them, sorted."""
+    return [n for n in configured if n in names] + sorted(names - set(configured))
+
+
+def member_run(member: tarfile.TarInfo) -> tuple[RunKey, str] | None:
+    """The run and file name of an archive member; ``None`` for a directory on the way to a run file
+    (``results``, ``results/runs/<b>``, ...). ``ResultsError`` names any other member: a path outside
+    ``results/runs/``, with ``..`` or ``.`` components, a file other than ``RUN_FILES``, a link or device."""
+    name = member.name[2:] if member.name.startswith("./") else member.name
+    parts = name.rstrip("/").split("/")
+    if name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ResultsError(f"archive member {member.name!r}: not a plain relative path")
+    if member.isdir():
+        depth = len(RUNS_ROOT.parts) + 3  # results/runs/<b>/<s>/seed<k>
+        if parts[: len(RUNS_ROOT.parts)] == list(RUNS_ROOT.parts)[: len(parts)] and len(parts) <= depth:
+            return None
+        raise ResultsError(f"archive member {member.name!r}: a directory outside "
+                           f"{RUNS_ROOT}/<benchmark>/<strategy>/seed<k>")
+    match = RUN_FILE.fullmatch(name)
+    if not match or match["file"] not in RUN_FILES:
+        raise ResultsError(f"archive member {member.name!r}: only {RUNS_ROOT}/<benchmark>/<strategy>/seed<k>/"
+                           f"{{{','.join(RUN_FILES)}}} may be imported")
+    if not member.isfile():
+        raise ResultsError(f"archive member {member.name!r}: not a regular file (a link or device)")
+    return RunKey(match["benchmark"], match["strategy"], int(match["seed"])), match["file"]
+
+
+def read_archive(archive: Path) -> dict[RunKey, dict[str, bytes]]:
+    """Every run in ``archive`` as {run: {file name: bytes}}, after checking every member
+    (``member_run``) and that each run has all of ``RUN_FILES``; nothing is written."""
+    runs: dict[RunKey, dict[str, bytes]] = {}
+    try:
+        with tarfile.open(archive) as tar:
+            for member in tar.getmembers():
+                found = member_run(member)
+                if found is not None:
+                    key, name = found
+                    runs.setdefault(key, {})[name] = tar.extractfile(member).read()
+    except (OSError, tarfile.TarError) as err:
+        raise ResultsError(f"cannot read the archive {archive}: {err}") from None
+    if not runs:
+        raise ResultsError(f"{archive}: no run files under {RUNS_ROOT}/")
+    for key, files in runs.items():
+        missing = [name for name in RUN_FILES if name not in files]
+        if missing:
+            raise ResultsError(f"{archive}: run {key} lacks {', '.join(missing)} (Snakemake would retrain it)")
+    return runs
+
+
+def check_history(key: RunKey, history: dict[str, Any]) -> None:
+    """``ResultsError`` unless the run's history.json describes the run its path names."""
+    found = (history.get("benchmark", {}).get("name"), history.get("strategy", {}).get("name"), history.get("seed"))
+    if found != (key.benchmark, key.strategy, key.seed):
+        raise ResultsError(f"{key}/history.json describes the run {found[0]}/{found[1]}/seed{found[2]}")
+
+
+def check_data(key: RunKey, history: dict[str, Any]) -> str | None:
+    """Compare the run's data checksums (provenance) with the local materialized subset: ``ResultsError``
+    if they differ (it was trained on other data); a warning if the subset is not materialized here."""
+    bench = history["benchmark"]
+    data_id = cfg.Benchmark(bench["name"], bench["arch"], bench["dataset"],
+                            cfg.parse_ratio(bench["imbalance_ratio"])).data_id
+    index = Path(cfg.DATA_DIR.format(data_id=data_id)) / "index.json"
+    if not index.is_file():
+        return (f"{index} is missing: materialize it (snakemake --cores 2 {index.parent}/cache.npz) and import"
+                f" again, so that the runs are newer than their data")
+    if read_json(index)["checksums"] != history.get("provenance", {}).get("data_checksums"):
+        raise ResultsError(f"{key} was trained on other data than {index.parent} (checksums differ)")
+    return None
+
+
+def write_run(key: RunKey, files: dict[str, bytes], replace: bool) -> list[Path]:
+    """Write one run's files atomically; identical files are left alone. A different existing run is
+    replaced only with ``replace`` (then its model.pt, from the replaced training, is removed)."""
+    changed = [name for name, data in files.items()
+               if not (key.path / name).is_file() or (key.path / name).read_bytes() != data]
+    existing = [name for name in changed if (key.path / name).exists()]
+    if existing and not replace:
+        raise ResultsError(f"{key} already exists here with other {', '.join(existing)}; use --replace")
+    if existing and (key.path / "model.pt").exists():
+        (key.path / "model.pt").unlink()
+        print(f"removed {key.path / 'model.pt'} (from the replaced training)")
+    for name in changed:
+        with atomic_path(key.path / name, suffix=Path(name).suffix) as tmp:
+            tmp.write_bytes(files[name])
+    return [key.path / name for name in files]
+
+
+def import_runs(archive: Path, replace: bool = False) -> tuple[list[RunKey], list[str]]:
+    """Check the whole archive, then write its runs under ``results/runs/`` and set every imported file's
+    mtime to one current time (newer than the data and scripts, and equal between a post-hoc run and its
+    base). Returns the runs and warnings."""
+    runs = read_archive(archive)
+    warnings = []
+    for key, files in sorted(runs.items()):
+        history = json.loads(files["history.json"])
+        check_history(key, history)
+        if (warning := check_data(key, history)) and warning not in warnings:
+            warnings.append(warning)
+    written = [path for key, files in sorted(runs.items()) for path in write_run(key, files, replace)]
+    now = time.time_ns()
+    for path in written:
+        os.utime(path, ns=(now, now))
+    return sorted(runs), warnings
+
+
+def matrix_arg(config: dict[str, Any], runs: list[RunKey]) -> str:
+    """The ``--config`` value that restricts Snakemake to the imported benchmarks and strategies (in config
+    order). Seeds stay the config's: Snakemake reads ``--config`` lists as strings, which the schema refuses."""
+    benchmarks = in_config_order({k.benchmark for k in runs}, list(config["benchmarks"]))
+    strategies = in_config_order({k.strategy for k in runs}, list(config["strategies"]))
+    return f"matrix={{benchmarks: [{', '.join(benchmarks)}], strategies: [{', '.join(strategies)}]}}"
+
+
+def missing_runs(config: dict[str, Any], runs: list[RunKey]) -> list[str]:
+    """The runs of that matrix (imported benchmarks x strategies x the config's seeds) not here: the table
+    target would train them."""
+    benchmarks, strategies = ({getattr(k, f) for k in runs} for f in ("benchmark", "strategy"))
+    wanted = sorted(RunKey(b, s, int(n)) for b in benchmarks for s in strategies for n in config["seeds"])
+    return [str(k) for k in wanted if not all((k.path / name).is_file() for name in RUN_FILES)]
+
+
+def retraining_jobs(snakemake_args: list[str]) -> list[str]:
+    """The jobs of ``RETRAINING_RULES`` a Snakemake dry run with ``snakemake_args`` plans, with their
+    wildcards and reasons (empty: only metrics, table and figures would run)."""
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--dry-run", *snakemake_args],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ResultsError(f"the dry run failed:\n{proc.stdout}\n{proc.stderr}")
+    blocks = re.split(r"\n(?=(?:local)?rule \w+:)", proc.stdout)
+    return [block.strip() for block in blocks
+            if (m := re.match(r"(?:local)?rule (\w+):", block)) and m[1] in RETRAINING_RULES]
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """``import``: write the runs, print the command that makes their metrics and table, and (unless
+    ``--no-check``) check with a dry run that this command retrains nothing."""
+    runs, warnings = import_runs(Path(args.archive), args.replace)
+    config = cfg.load_config(args.config)
+    print(f"imported {len(runs)} run(s): {', '.join(map(str, runs))}")
+    for warning in warnings + [f"no run {k} here: the table target would train it" for k in missing_runs(config, runs)]:
+        print(f"warning: {warning}", file=sys.stderr)
+    snakemake_args = ["results/table.md", "--config", matrix_arg(config, runs)]
+    if args.config != "config.yaml":
+        snakemake_args += ["--configfile", args.config]
+    print("next: snakemake --cores 2 " + " ".join(a if a.startswith(("results", "--")) else f"'{a}'"
+                                                  for a in snakemake_args))
+    if args.no_check:
+        return 0
+    jobs = retraining_jobs(snakemake_args)
+    if jobs:
+        print("error: Snakemake would still (re)make these jobs; see their reasons:\n" + "\n\n".join(jobs),
+              file=sys.stderr)
+        return 1
+    print("checked: a dry run of that command plans no materialization, training or post-hoc job")
+    return 0
+
+
+# ---------------------------------------------------------------- publish
+
+
+def local_runs() -> list[RunKey]:
+    """Every run under ``results/runs/`` with a metrics.json."""
+    found = []
+    for path in RUNS_ROOT.glob("*/*/seed*/metrics.json"):
+        match = RUN_FILE.fullmatch(path.as_posix())
+        if match:
+            found.append(RunKey(match["benchmark"], match["strategy"], int(match["seed"])))
+    return sorted(found)
+
+
+def check_provenance(where: str, metrics: dict[str, Any]) -> dict[str, Any]:
+    """The run's provenance; ``ResultsError`` naming ``where`` if any of ``PROVENANCE_KEYS`` is absent."""
+    prov = metrics.get("provenance") or {}
+    missing = [k for k in PROVENANCE_KEYS if prov.get(k) in (None, "")]
+    if missing:
+        raise ResultsError(f"{where}: its provenance lacks {', '.join(missing)}; not publishing it")
+    return prov
+
+
+def publish_run(key: RunKey, docs: Path) -> None:
+    """Copy the run's ``PUBLISHED_FILES`` to ``docs/runs/...`` (only where they differ); ``ResultsError`` if
+    its metrics lack provenance or are older than its history (run the metrics step first)."""
+    metrics_path = key.path / "metrics.json"
+    check_provenance(str(metrics_path), read_json(metrics_path))
+    if metrics_path.stat().st_mtime < (key.path / "history.json").stat().st_mtime:
+        raise ResultsError(f"{metrics_path} is older than its history.json: run the metrics step first")
+    target = docs / key.path.relative_to(RUNS_ROOT.parent)
+    for name in PUBLISHED_FILES:
+        data = (key.path / name).read_bytes()
+        if not (target / name).is_file() or (target / name).read_bytes() != data:
+            with atomic_path(target / name) as tmp:
+                tmp.write_bytes(data)
+
+
+def committed_metrics(docs: Path) -> dict[RunKey, dict[str, Any]]:
+    """Every published run's metrics, checked for provenance."""
+    records = {}
+    for path in sorted((docs / "runs").glob("*/*/seed*/metrics.json")):
+        metrics = read_json(path)
+        check_provenance(str(path), metrics)
+        records[RunKey(metrics["benchmark"], metrics["strategy"], int(metrics["seed"]))] = metrics
+    return records
+
+
+def build_tables_and_figures(docs: Path, records: dict[RunKey, dict[str, Any]], config: dict[str, Any]) -> None:
+    """``docs/table.{csv,md,tex}`` and ``docs/plots/benchmarks/<b>/<figure>.png`` (``BENCHMARK_FIGURES``)
+    from every published run, with the code of the rules ``table`` and ``plot_benchmark``."""
+    import make_table
+    import plot_benchmark
+
+    def published(key: RunKey, name: str) -> str:
+        return str(docs / key.path.relative_to(RUNS_ROOT.parent) / name)
+
+    benchmarks = in_config_order({k.benchmark for k in records}, list(config["benchmarks"]))
+    strategies = in_config_order({k.strategy for k in records}, list(config["strategies"]))
+    reference = config.get("table", {}).get("reference", "ce")
+    make_table.make_table([published(k, "metrics.json") for k in records], str(docs / "table.csv"),
+                          str(docs / "table.md"), str(docs / "table.tex"), benchmarks, strategies, reference)
+    for bench in benchmarks:
+        keys = [k for k in records if k.benchmark == bench]
+        outputs = {name: str(docs / f"plots/benchmarks/{bench}/{name}.png") for name in BENCHMARK_FIGURES}
+        plot_benchmark.plot_benchmark([published(k, "metrics.json") for k in keys],
+                                      [published(k, "history.json") for k in keys], outputs, bench,
+                                      in_config_order({k.strategy for k in keys}, strategies), reference)
+
+
+def units_readme(records: dict[RunKey, dict[str, Any]]) -> str:
+    """docs/results/README.md: one line per (benchmark, strategy) unit with its seeds and the provenance
+    of its runs (distinct values joined by ``/``), training seconds per seed and in all."""
+    units: dict[tuple[str, str], list[tuple[RunKey, dict[str, Any]]]] = {}
+    for key, metrics in sorted(records.items()):
+        units.setdefault((key.benchmark, key.strategy), []).append((key, metrics["provenance"]))
+
+    def distinct(runs, field):
+        return " / ".join(dict.fromkeys(str(prov.get(field) or "off") for _, prov in runs))
+
+    lines = [
+        "# Results on the real data",
+        "",
+        "Measured results of this pipeline, brought in from lent GPU sessions with `python scripts/results.py",
+        "import runs.tar.gz` and written here by `python scripts/results.py publish` (do not edit by hand).",
+        "`table.md` (`table.csv`, `table.tex`) and `plots/benchmarks/` are made by the pipeline's own table and",
+        "plot code from every run under `runs/` (its `metrics.json` and `history.json`); no data, images or",
+        "test-set predictions are kept here.",
+        "",
+        "| benchmark | strategy | seeds | epochs | commit | GPU | torch | compile | training s per seed | training s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for (bench, strat), runs in units.items():
+        seconds = [float(prov["train_seconds"]) for _, prov in runs]
+        epochs = " / ".join(dict.fromkeys(str(records[k]["epochs"]) for k, _ in runs))
+        lines.append(
+            f"| {bench} | {strat} | {', '.join(str(k.seed) for k, _ in runs)} | {epochs} | {distinct(runs, 'commit')}"
+            f" | {distinct(runs, 'device_name')} | {distinct(runs, 'torch_version')} | {distinct(runs, 'compile')}"
+            f" | {', '.join(f'{s:.0f}' for s in seconds)} | {sum(seconds):.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def publish(docs: Path, config: dict[str, Any]) -> list[RunKey]:
+    """Copy every local run with metrics into ``docs``, then rebuild the table, figures and README from all
+    published runs; a second call with nothing new changes no byte. Returns the runs copied."""
+    runs = local_runs()
+    for key in runs:  # check every run before copying any
+        check_provenance(str(key.path / "metrics.json"), read_json(key.path / "metrics.json"))
+    for key in runs:
+        publish_run(key, docs)
+    records = committed_metrics(docs)
+    if not records:
+        raise ResultsError(f"no run with metrics.json under {RUNS_ROOT}/ or {docs}/runs/: nothing to publish")
+    build_tables_and_figures(docs, records, config)
+    write_text(docs / "README.md", units_readme(records))
+    return runs
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    """``publish``: copy the runs and rebuild docs/results/."""
+    runs = publish(Path(args.docs), cfg.load_config(args.config))
+    print(f"published {len(runs)} run(s) from {RUNS_ROOT}/ into {args.docs}/")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="config.yaml", help="the workflow's config (names and their order)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    imp = sub.add_parser("import", help="unpack a device session's runs.tar.gz into results/runs/")
+    imp.add_argument("archive")
+    imp.add_argument("--replace", action="store_true", help="overwrite runs that exist here with other content")
+    imp.add_argument("--no-check", action="store_true", help="skip the Snakemake dry run")
+    imp.set_defaults(func=cmd_import)
+    pub = sub.add_parser("publish", help="copy runs with metrics to docs/results/ and rebuild its table")
+    pub.add_argument("--docs", default=str(DOCS))
+    pub.set_defaults(func=cmd_publish)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ResultsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

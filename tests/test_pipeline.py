@@ -243,7 +243,7 @@ def test_the_derived_code_closure_covers_every_module_a_script_imports():
 
 
 def test_the_workflow_ends_by_printing_the_table(tiny_run: Workflow):
-    proc = tiny_run.snakemake("--cores", "1")  # nothing to do: it still ends with the summary
+    proc = tiny_run.snakemake("--cores", "1", "--forcerun", "table")  # the table and its HTML page rerun
     out = proc.stdout + proc.stderr
     assert "Results (results/table.md): best-epoch test accuracy (%)" in out
     assert re.search(r"^\| ce \(baseline\) \|", out, re.M)

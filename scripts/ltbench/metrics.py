@@ -9,19 +9,7 @@ from typing import Any
 import numpy as np
 
 from ltbench.config import Strategy
-
-# Shot groups by training images per class: many > 100, medium 20..100, few < 20.
-MANY_ABOVE = 100
-FEW_BELOW = 20
-
-
-def shot_group(count: int) -> str:
-    """'many' if count > 100, 'few' if count < 20, else 'medium'."""
-    if count > MANY_ABOVE:
-        return "many"
-    if count < FEW_BELOW:
-        return "few"
-    return "medium"
+from ltbench.shots import FEW_BELOW, MANY_ABOVE, shot_group  # noqa: F401 (the metrics API)
 
 
 def per_class_accuracy(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:

@@ -23,7 +23,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ltbench.io import atomic_path  # noqa: E402
-from ltbench.metrics import FEW_BELOW, MANY_ABOVE, shot_group  # noqa: E402
+from ltbench.shots import FEW_BELOW, MANY_ABOVE, shot_group  # noqa: E402
 
 # Okabe-Ito colours (distinguishable with colour-vision deficiencies; yellow left out, it fades
 # on white), then five tab10 colours unlike them. Past 12 strategies the colours repeat, dashed.

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ltbench import stats
 from ltbench.config import format_ratio
-from ltbench.metrics import FEW_BELOW, MANY_ABOVE
+from ltbench.shots import FEW_BELOW, MANY_ABOVE
 from ltbench.table import GROUPS, SHOTS, Tables
 
 DASH = "–"

@@ -27,7 +27,7 @@ from ltbench.data import DataError, load_cache
 from ltbench.devices import select_device
 from ltbench.replicas import build_runs, check_compile_mode, optimizer_state, stack_optimizer_states
 from ltbench.io import atomic_path, read_json, write_json
-from ltbench.metrics import shot_group
+from ltbench.shots import shot_group
 
 REPO = Path(__file__).resolve().parents[2]
 

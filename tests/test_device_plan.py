@@ -3,6 +3,8 @@ the fastest measured setting is the one with the least time per run."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -22,13 +24,17 @@ def speed_rows(*rows):
 
 
 def fastest(tmp_path, *measurements, epochs=200):
+    """What ``scripts/benchmark/fastest.py`` prints for these speed.py measurements."""
+    from benchmark import fastest as script
+
     paths = []
     for i, measurement in enumerate(measurements):
         paths.append(tmp_path / f"speed-{i}.json")
         paths[-1].write_text(json.dumps(measurement))
-    proc = subprocess.run(["python", str(REPO / "scripts/benchmark/fastest.py"), *map(str, paths), "--epochs",
-                           str(epochs)], capture_output=True, text=True, check=True)
-    return proc.stdout.strip()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        script.main([*map(str, paths), "--epochs", str(epochs)])
+    return out.getvalue().strip()
 
 
 def test_fastest_setting_counts_compilation_once_per_process(tmp_path):

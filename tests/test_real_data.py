@@ -7,6 +7,7 @@ sums); CIFAR-10 through the image-folder path (lossless PNG class folders).
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -38,7 +39,7 @@ def test_real_cifar100_subsets(tmp_path):
 
 
 @pytest.mark.skipif(not CIFAR10_PNG.exists(), reason=f"{CIFAR10_PNG} not present")
-def test_real_cifar10_png_subset(tmp_path):
+def test_real_cifar10_png_subset(tmp_path, monkeypatch):
     root = unpack(CIFAR10_PNG, tmp_path)
     source = data.load_source("imagefolder", str(root))
     assert source.classes[:3] == ["airplane", "automobile", "bird"]
@@ -54,6 +55,10 @@ def test_real_cifar10_png_subset(tmp_path):
     assert [round(m, 4) for m in data.channel_stats(train_x)[0]] == [0.4914, 0.4822, 0.4465]
     # materialized, the folders give exactly the canonical subset: LDAM-DRW's cut of the official order
     canonical = official["train"][data.long_tail_indices(source.train.labels[official["train"]], counts, 0)]
+    # materialize from the images decoded above (decoding 60,000 PNGs twice would double the test's time)
+    decoded = data.Source(replace(source.train, read=lambda i: train_x[i]), replace(source.test, read=lambda i: test_x[i]),
+                          source.classes, source.location, source.checksums)
+    monkeypatch.setattr(data, "load_source", lambda *args, **kwargs: decoded)
     index = data.materialize("imagefolder", str(root), 100, 0, str(tmp_path / "i.json"), str(tmp_path / "c.npz"))
     assert index["indices"] == canonical.tolist() and index["num_train"] == 12406 and index["n_max"] == 5000
     assert index["class_counts"] == counts and index["split"] is None and index["image_size"] == 32

@@ -14,6 +14,7 @@ from ltbench import config as cfg
 
 cfg.check_finite(config)  # NaN passes every schema bound
 from ltbench import params as strategy_params_of
+from ltbench import progress
 from ltbench.sources import identity as source_identity
 
 # The table's columns and rows: the ``matrix`` lists if given, else everything configured.
@@ -244,3 +245,14 @@ def table_summary(path):
     return (
         f"\nResults ({path}): best-epoch test accuracy (%), mean ± std (n seeds){main}"
     )
+
+
+def planned_trainings(dag):
+    """The history.json of every run this invocation will train or fine-tune (for ltbench.progress)."""
+    return [
+        str(out)
+        for job in dag.needrun_jobs()
+        if job.rule.name in ("train", "finetune")
+        for out in job.output
+        if str(out).endswith("history.json")
+    ]

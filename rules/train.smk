@@ -37,3 +37,7 @@ use rule train as finetune with:
         init_model=stage1_models,
     wildcard_constraints:
         strategy=alternatives(STAGE2),
+
+
+onstart:
+    progress.plan(planned_trainings(workflow.dag))

@@ -9,8 +9,10 @@ one seed, or with ``train.pack_seeds`` every configured seed.
 """
 
 import os
+import sys
 
 from ltbench import config as cfg
+from ltbench import progress
 from ltbench import strategies
 from ltbench.cli import run_parser
 from ltbench.logs import redirect_to_log
@@ -85,5 +87,8 @@ if "snakemake" in globals():
         seeds = [int(w.seed)] if "seed" in w.keys() else [int(seed) for seed in sm.config["seeds"]]
         run_pack([make_spec(sm.config, w.benchmark, w.strategy, seed, sm.threads, paths)
                   for seed, paths in zip(seeds, snakemake_paths(sm, seeds))])
+        matrix = progress.line()
+    if matrix:  # on the workflow's console, beside Snakemake's count of all jobs
+        print(matrix, file=sys.stderr)
 elif __name__ == "__main__":
     main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import stat
 import subprocess
@@ -242,8 +243,27 @@ def test_the_derived_code_closure_covers_every_module_a_script_imports():
         assert not missing, f"scripts/{script}.py imports {sorted(map(str, missing))} outside its derived closure"
 
 
-def test_the_workflow_ends_by_printing_the_table(tiny_run: Workflow):
-    proc = tiny_run.snakemake("--cores", "1", "--forcerun", "table")  # the table and its HTML page rerun
+def test_the_console_counts_trainings_and_ends_with_the_table(tiny_run: Workflow):
+    # retrain one run (and what depends on it): the console says how far the matrix's trainings are
+    proc = tiny_run.snakemake("--cores", "1", "--forcerun", "results/runs/resnet32-tiny10/ce/seed0/history.json")
     out = proc.stdout + proc.stderr
+    planned = len(re.findall(r"^(?:local)?rule (?:train|finetune):", out, re.M))
+    assert planned == 2  # ce and the weight balancing that fine-tunes it
+    assert re.search(rf"^\[matrix\] trainings done 1/{planned}, elapsed \d:\d\d:\d\d, ETA \d:\d\d:\d\d$", out, re.M)
+    assert f"[matrix] trainings done {planned}/{planned}" in out
     assert "Results (results/table.md): best-epoch test accuracy (%)" in out
     assert re.search(r"^\| ce \(baseline\) \|", out, re.M)
+
+
+def test_progress_line_counts_planned_trainings_finished_since_the_start(tmp_path):
+    from ltbench import progress
+
+    plan = tmp_path / "progress.json"
+    runs = [tmp_path / f"run{i}/history.json" for i in range(4)]
+    progress.plan([str(r) for r in runs], str(plan))
+    assert progress.line(str(plan)).endswith("trainings done 0/4, elapsed 0:00:00, ETA after the first run")
+    runs[0].parent.mkdir()
+    runs[0].write_text("{}")
+    start = json.loads(plan.read_text())["start"]
+    assert progress.line(str(plan), now=start + 60) == "[matrix] trainings done 1/4, elapsed 0:01:00, ETA 0:03:00"
+    assert progress.line(str(tmp_path / "none.json")) is None

@@ -27,6 +27,7 @@ from ltbench.data import DataError, load_cache
 from ltbench.devices import select_device
 from ltbench.replicas import build_runs, check_compile_mode, optimizer_state, stack_optimizer_states
 from ltbench.io import atomic_path, read_json, write_json
+from ltbench.progress import clock
 from ltbench.shots import shot_group
 
 REPO = Path(__file__).resolve().parents[2]
@@ -299,12 +300,6 @@ def validation_selection(epochs: list[dict[str, Any]]) -> dict[str, Any] | None:
     return {"epoch": best + 1, "val_acc": epochs[best]["val_acc"], "test_acc": epochs[best]["test_acc"]}
 
 
-def format_eta(seconds: float) -> str:
-    """``h:mm:ss``."""
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
 def describe(obj: Any) -> str:
     """A loss, sampler or hook as ``ClassName(attr=value, ...)`` (tensors as lists), or its own ``describe()``."""
     if obj is None:
@@ -397,7 +392,7 @@ def train_epochs(trainer: Trainer, progresses: list[Progress], tags: list[str], 
                 f"[{tags[r]}] epoch {epoch + 1}/{epochs} loss {losses[r]:.4f}"
                 + (f" val acc {val_acc[r]:.2f}" if val_acc else "") + f" test acc {acc:.2f}"
                 f" (best {progress.epochs[progress.best]['test_acc']:.2f}; {shot_summary(correct[r], tested, groups)})"
-                f" lr {lr:.4f} {trainer.runs * seen / train_time:.0f} train img/s eta {format_eta(eta)}"
+                f" lr {lr:.4f} {trainer.runs * seen / train_time:.0f} train img/s eta {clock(eta)}"
             )
         every = trainer.specs[0].checkpoint_every
         if every and (epoch + 1) % every == 0 and epoch + 1 < epochs:

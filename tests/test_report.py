@@ -164,3 +164,11 @@ def test_shot_bars_keep_points_and_labels_inside_0_100():
 def test_plural():
     assert [plots.plural(n, "class") for n in (0, 1, 2)] == ["no classes", "1 class", "2 classes"]
     assert plots.plural(1, "seed") == "1 seed"
+
+
+def test_table_html_renders_bold_and_code_marks():
+    from ltbench.plots import table_html
+
+    page = table_html("# T\n\nBest of `ce` in **bold**.\n\n| a | b |\n| --- | ---: |\n| **1.00** | 2 <3 |\n", "t")
+    assert "<strong>1.00</strong>" in page and "<code>ce</code>" in page and "2 &lt;3" in page
+    assert "**" not in page

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 from typing import Any, Iterable, NamedTuple, Sequence
 
 import matplotlib
@@ -478,8 +479,15 @@ def class_histogram_figure(class_counts: Sequence[int], classes: Sequence[str], 
 # ---------------------------------------------------------------- results table
 
 
+def inline_html(text: str) -> str:
+    """Markdown inline marks as HTML, after escaping: **bold** -> <strong>, `code` -> <code>."""
+    text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", html.escape(text))
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+
+
 def table_html(markdown: str, title: str) -> str:
-    """A standalone HTML page of results/table.md: its '#' headings, pipe tables and text lines, verbatim."""
+    """A standalone HTML page of results/table.md: its '#' headings, pipe tables and text lines, with
+    bold and code marks rendered."""
     body, rows = [], []
 
     def flush_table():
@@ -487,9 +495,9 @@ def table_html(markdown: str, title: str) -> str:
             return
         header, align, *data = rows
         right = ["right" if cell.endswith(":") else "left" for cell in align]
-        out = ["<table>", "<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in header) + "</tr>"]
+        out = ["<table>", "<tr>" + "".join(f"<th>{inline_html(c)}</th>" for c in header) + "</tr>"]
         for row in data:
-            out.append("<tr>" + "".join(f'<td style="text-align:{a}">{html.escape(c)}</td>'
+            out.append("<tr>" + "".join(f'<td style="text-align:{a}">{inline_html(c)}</td>'
                                         for c, a in zip(row, right)) + "</tr>")
         body.append("\n".join(out + ["</table>"]))
         rows.clear()
@@ -503,7 +511,7 @@ def table_html(markdown: str, title: str) -> str:
             level = min(len(line) - len(line.lstrip("#")), 6)
             body.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
         elif line.strip():
-            body.append(f"<p>{html.escape(line)}</p>")
+            body.append(f"<p>{inline_html(line)}</p>")
     flush_table()
     style = ("body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin-bottom:1.5em}"
              "th,td{border:1px solid #ccc;padding:.3em .7em}th{background:#f2f2f2}h2{font-size:1.1em}")

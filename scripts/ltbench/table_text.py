@@ -33,7 +33,7 @@ def mean_std(cell: pd.Series, digits: int = 2, note: str = "") -> str:
     if cell["n"] == 0:
         return DASH
     spread = f" ± {number(cell['std'], digits)}" if cell["n"] > 1 else ""
-    return f"{number(cell['mean'], digits)}{spread} (n={cell['n']}{note})"
+    return f"{number(cell['mean'], digits)}{spread} (n={int(cell['n'])}{note})"
 
 
 def interval(lo: float, hi: float, digits: int = 2, sign: bool = False) -> str:

@@ -244,13 +244,12 @@ def test_the_derived_code_closure_covers_every_module_a_script_imports():
 
 
 def test_the_console_counts_trainings_and_ends_with_the_table(tiny_run: Workflow):
-    # retrain one run (and what depends on it): the console says how far the matrix's trainings are
-    proc = tiny_run.snakemake("--cores", "1", "--forcerun", "results/runs/resnet32-tiny10/ce/seed0/history.json")
+    # redo one (short) training and what depends on it: the console says how far the matrix's trainings are
+    run = "results/runs/resnet32-tiny10/weight_balancing/seed0/history.json"
+    proc = tiny_run.snakemake("--cores", "1", "--forcerun", run)
     out = proc.stdout + proc.stderr
-    planned = len(re.findall(r"^(?:local)?rule (?:train|finetune):", out, re.M))
-    assert planned == 2  # ce and the weight balancing that fine-tunes it
-    assert re.search(rf"^\[matrix\] trainings done 1/{planned}, elapsed \d:\d\d:\d\d, ETA \d:\d\d:\d\d$", out, re.M)
-    assert f"[matrix] trainings done {planned}/{planned}" in out
+    assert len(re.findall(r"^(?:local)?rule (?:train|finetune):", out, re.M)) == 1
+    assert re.search(r"^\[matrix\] trainings done 1/1, elapsed \d:\d\d:\d\d, ETA 0:00:00$", out, re.M)
     assert "Results (results/table.md): best-epoch test accuracy (%)" in out
     assert re.search(r"^\| ce \(baseline\) \|", out, re.M)
 

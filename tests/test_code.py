@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 from conftest import REPO
 from ltbench import checkpoint, code

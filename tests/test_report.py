@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 
 import matplotlib.image
-import numpy as np
 import pytest
 
 from conftest import Workflow, tiny_config

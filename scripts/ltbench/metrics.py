@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ltbench.config import Strategy
-from ltbench.shots import FEW_BELOW, MANY_ABOVE, shot_group  # noqa: F401 (the metrics API)
+from ltbench.shots import FEW_BELOW, GROUPS, MANY_ABOVE, group_accuracy, shot_group  # noqa: F401 (the metrics API)
 
 
 def per_class_accuracy(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -21,18 +21,15 @@ def per_class_accuracy(pred: np.ndarray, labels: np.ndarray, num_classes: int) -
 
 def shot_accuracy(pred: np.ndarray, labels: np.ndarray, class_counts: list[int]) -> dict[str, float | None]:
     """Accuracy over the test images of each shot group's classes (None for an empty group)."""
-    groups = np.array([shot_group(c) for c in class_counts])
-    out = {}
-    for name in ("many", "medium", "few"):
-        mask = groups[labels] == name
-        out[name] = float(100.0 * (pred[mask] == labels[mask]).mean()) if mask.any() else None
-    return out
+    num_classes = len(class_counts)
+    correct = np.bincount(labels[pred == labels], minlength=num_classes)
+    return group_accuracy(correct, np.bincount(labels, minlength=num_classes), class_counts)
 
 
 def shot_classes(class_counts: list[int]) -> dict[str, int]:
     """How many classes each shot group holds."""
     groups = [shot_group(c) for c in class_counts]
-    return {name: groups.count(name) for name in ("many", "medium", "few")}
+    return {name: groups.count(name) for name in GROUPS}
 
 
 def validation_selected(history: dict[str, Any], labels: np.ndarray, class_counts: list[int]) -> dict[str, Any] | None:
@@ -42,12 +39,9 @@ def validation_selected(history: dict[str, Any], labels: np.ndarray, class_count
     chosen = history.get("val_selected")
     if not chosen:
         return None
-    correct = np.asarray(history["epochs"][chosen["epoch"] - 1]["per_class_correct"], dtype=float)
-    tested = np.bincount(labels, minlength=len(class_counts)).astype(float)
-    groups = np.array([shot_group(c) for c in class_counts])
-    shot_acc = {g: float(100.0 * correct[groups == g].sum() / tested[groups == g].sum())
-                if tested[groups == g].sum() else None for g in ("many", "medium", "few")}
-    return {**chosen, "shot_acc": shot_acc}
+    correct = history["epochs"][chosen["epoch"] - 1]["per_class_correct"]
+    tested = np.bincount(labels, minlength=len(class_counts))
+    return {**chosen, "shot_acc": group_accuracy(correct, tested, class_counts)}
 
 
 def extract(history: dict[str, Any], predictions: dict[str, np.ndarray], index: dict[str, Any]) -> dict[str, Any]:

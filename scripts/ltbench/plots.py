@@ -24,13 +24,13 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ltbench.io import atomic_path  # noqa: E402
-from ltbench.shots import FEW_BELOW, MANY_ABOVE, shot_group  # noqa: E402
+from ltbench.shots import FEW_BELOW, GROUPS, MANY_ABOVE, shot_group  # noqa: E402
 
 # Okabe-Ito colours (distinguishable with colour-vision deficiencies; yellow left out, it fades
 # on white), then five tab10 colours unlike them. Past 12 strategies the colours repeat, dashed.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000",
            "#9467BD", "#8C564B", "#7F7F7F", "#BCBD22", "#D62728"]
-SHOT_GROUPS = ("many", "medium", "few")
+SHOT_GROUPS = GROUPS
 SHOT_RULES = {"many": f"> {MANY_ABOVE}", "medium": f"{FEW_BELOW}-{MANY_ABOVE}", "few": f"< {FEW_BELOW}"}
 # Above this many classes, figures drop per-class labels and cell values.
 LABELLED_CLASSES = 20

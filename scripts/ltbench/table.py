@@ -9,9 +9,9 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from ltbench import stats
+from ltbench import shots, stats
 
-SHOTS = ("many", "medium", "few")
+SHOTS = shots.GROUPS
 # A table cell's group -> the run column it summarizes (all classes: the benchmark metric).
 GROUPS = {"many": "many_acc", "medium": "medium_acc", "few": "few_acc", "all": "best_test_acc"}
 RUN_COLUMNS = [

@@ -28,7 +28,7 @@ from ltbench.devices import select_device
 from ltbench.replicas import build_runs, check_compile_mode, optimizer_state, stack_optimizer_states
 from ltbench.io import atomic_path, read_json, write_json
 from ltbench.progress import clock
-from ltbench.shots import shot_group
+from ltbench.shots import group_accuracy
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -340,14 +340,10 @@ def run_description(spec: RunSpec, prep: Prepared) -> dict[str, Any]:
     }
 
 
-def shot_summary(correct: torch.Tensor, tested: torch.Tensor, groups: list[str]) -> str:
+def shot_summary(correct: torch.Tensor, tested: torch.Tensor, class_counts: list[int]) -> str:
     """'many 61.2 medium 30.1 few 4.0': test accuracy (%) of each non-empty shot group's classes."""
-    parts = []
-    for name in ("many", "medium", "few"):
-        mask = torch.tensor([g == name for g in groups])
-        if tested[mask].sum() > 0:
-            parts.append(f"{name} {100.0 * float(correct[mask].sum()) / float(tested[mask].sum()):.1f}")
-    return " ".join(parts)
+    accuracy = group_accuracy(correct.tolist(), tested.tolist(), class_counts)
+    return " ".join(f"{name} {acc:.1f}" for name, acc in accuracy.items() if acc is not None)
 
 
 def switches(method: Method, epoch: int) -> list[str]:
@@ -367,7 +363,6 @@ def train_epochs(trainer: Trainer, progresses: list[Progress], tags: list[str], 
     epoch time is recorded for each of its runs."""
     labels, epochs = trainer.test_y, trainer.recipe.epochs
     tested = torch.bincount(labels, minlength=trainer.num_classes).cpu()
-    groups = [shot_group(c) for c in trainer.class_counts]
     logits = None
     for epoch in range(len(progresses[0].epochs), epochs):
         for change in switches(trainer.method, epoch):
@@ -391,7 +386,7 @@ def train_epochs(trainer: Trainer, progresses: list[Progress], tags: list[str], 
             print(
                 f"[{tags[r]}] epoch {epoch + 1}/{epochs} loss {losses[r]:.4f}"
                 + (f" val acc {val_acc[r]:.2f}" if val_acc else "") + f" test acc {acc:.2f}"
-                f" (best {progress.epochs[progress.best]['test_acc']:.2f}; {shot_summary(correct[r], tested, groups)})"
+                f" (best {progress.epochs[progress.best]['test_acc']:.2f}; {shot_summary(correct[r], tested, trainer.class_counts)})"
                 f" lr {lr:.4f} {trainer.runs * seen / train_time:.0f} train img/s eta {clock(eta)}"
             )
         every = trainer.specs[0].checkpoint_every

@@ -23,7 +23,7 @@ STRATEGIES = config.get("matrix", {}).get("strategies", list(config["strategies"
 SEEDS = list(config["seeds"])
 PACK_SEEDS = config["train"].get("pack_seeds", False)
 # The table's baseline row, which the other strategies are compared with.
-TABLE_REFERENCE = config.get("table", {}).get("reference", "ce")
+TABLE_REFERENCE = cfg.table_reference(config)
 RUN = cfg.RUN_DIR  # results/runs/{benchmark}/{strategy}/seed{seed}
 SUBSET = cfg.DATA_ID  # {dataset}-lt{ratio}
 SUBSET_DIR = cfg.DATA_DIR.format(data_id=SUBSET)  # results/data/{dataset}-lt{ratio}

@@ -297,7 +297,7 @@ def build_tables_and_figures(docs: Path, records: dict[RunKey, dict[str, Any]], 
 
     benchmarks = in_config_order({k.benchmark for k in records}, list(config["benchmarks"]))
     strategies = in_config_order({k.strategy for k in records}, list(config["strategies"]))
-    reference = config.get("table", {}).get("reference", "ce")
+    reference = cfg.table_reference(config)
     make_table.make_table([published(k, "metrics.json") for k in records], str(docs / "table.csv"),
                           str(docs / "table.md"), str(docs / "table.tex"), benchmarks, strategies, reference)
     for bench in benchmarks:

@@ -142,6 +142,11 @@ def strategy(config: dict[str, Any], name: str) -> Strategy:
     return spec
 
 
+def table_reference(config: dict[str, Any]) -> str:
+    """The strategy the table compares every row with (``table: reference:``, default ``ce``)."""
+    return config.get("table", {}).get("reference", "ce")
+
+
 def dataset(config: dict[str, Any], name: str) -> dict[str, Any]:
     """The dataset entry ``name`` (its ``format``; ``path`` for image folders and manifests; optional
     ``image_size``, and ``test_fraction`` or ``test_per_class`` for a source without a test split)."""

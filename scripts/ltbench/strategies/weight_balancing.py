@@ -8,8 +8,8 @@ By default it follows their code (ShadeAlsha/LTR-weight-balancing, demo 2): the 
 class-balanced loss (``classifier_loss: bce``, ltbench.losses.SoftmaxBCE), batch 64, and the
 cosine schedule stepped before each epoch (``classifier_schedule: cosine_shifted``, so the last
 epoch runs at lr 0). ``classifier_loss: ce`` (weighted cross-entropy), ``classifier_schedule:
-cosine`` and a batch of 128 give our earlier variant, whose gradient is about 90x larger against
-the same weight decay.
+cosine`` and a batch of 128 give our earlier variant, whose gradient is far larger (about 90x by an
+estimate, not a measurement) against the same weight decay.
 """
 
 from ltbench import weights

@@ -34,7 +34,7 @@ for _name in config["strategies"]:
     strategy_params_of.effective(cfg.strategy(config, _name))
 for _name in STRATEGIES:
     cfg.strategy(config, _name)
-# How each configured strategy's runs are made (a second stage may build on one outside the matrix).
+# How each configured strategy's runs are made (a stage-2 strategy may build on one outside the matrix).
 TRAINED = [s for s in config["strategies"] if cfg.strategy(config, s).stage == "train"]
 STAGE2 = [s for s in config["strategies"] if cfg.strategy(config, s).stage == "stage2"]
 POSTHOC = [
@@ -70,7 +70,7 @@ ENTRY_SCRIPTS = {
     "posthoc": "posthoc",
     "metrics": "extract_metrics",
     "table": "make_table",
-    "plot_table": "plot_table",
+    "table_html": "table_html",
     "plot_benchmark": "plot_benchmark",
     "plot_run": "plot_run",
     "plot_dataset": "plot_dataset",
@@ -148,7 +148,7 @@ def train_job_file(folder, suffix):
 
 
 def upstream_runs(wildcards):
-    """The runs a second-stage or post-hoc job builds on (its ``stage1`` or ``base``), one per seed it trains."""
+    """The runs a stage-2 or post-hoc job builds on (its ``stage1`` or ``base``), one per seed it trains."""
     upstream = cfg.strategy(config, wildcards.strategy).upstream
     seeds = [wildcards.seed] if hasattr(wildcards, "seed") else SEEDS
     return [
@@ -248,11 +248,11 @@ def table_summary(path):
 
 
 def planned_trainings(dag):
-    """The history.json of every run this invocation will train or fine-tune (for ltbench.progress)."""
+    """The history.json of every run this invocation will train, from scratch or as stage 2 (for ltbench.progress)."""
     return [
         str(out)
         for job in dag.needrun_jobs()
-        if job.rule.name in ("train", "finetune")
+        if job.rule.name in ("train", "stage2")
         for out in job.output
         if str(out).endswith("history.json")
     ]

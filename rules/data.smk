@@ -5,7 +5,7 @@ rule materialize:
     log:
         f"results/logs/materialize/{SUBSET}.log",
     benchmark:
-        f"results/benchmarks/materialize/{SUBSET}.tsv"
+        f"results/timings/materialize/{SUBSET}.tsv"
     conda:
         "../envs/train.yaml"
     params:

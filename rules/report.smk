@@ -21,9 +21,9 @@ rule table_html:
     conda:
         "../envs/report.yaml"
     params:
-        code=code("plot_table"),
+        code=code("table_html"),
     script:
-        "../scripts/plot_table.py"
+        "../scripts/table_html.py"
 
 
 rule plot_benchmark:

@@ -9,7 +9,7 @@ rule train:
     log:
         train_job_file("results/logs/train", ".log"),
     benchmark:
-        train_job_file("results/benchmarks/train", ".tsv")
+        train_job_file("results/timings/train", ".tsv")
     wildcard_constraints:
         strategy=alternatives(TRAINED),
     conda:
@@ -28,9 +28,9 @@ rule train:
         "../scripts/train.py"
 
 
-# Second stage (e.g. weight balancing): the same training script, started from the final
+# Stage 2 (e.g. weight balancing): the same training script, started from the final
 # weights of the strategy named by the config key ``stage1``; reruns without rerunning stage 1.
-use rule train as finetune with:
+use rule train as stage2 with:
     input:
         index=data_index,
         cache=data_cache,

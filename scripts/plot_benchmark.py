@@ -18,8 +18,8 @@ def plot_benchmark(metrics_paths: list[str], history_paths: list[str], outputs: 
     plots.save(plots.per_class_figure(per_class, counts, styles, benchmark, reference), outputs["per_class"])
     shots = plots.group_by_strategy(records, strategies, "best_shot_acc")
     plots.save(plots.shot_figure(shots, counts, styles, benchmark), outputs["shots"])
-    curves, deferrals, left_out = plots.training_curves((read_json(p) for p in history_paths), strategies)
-    figure = plots.benchmark_curves_figure(curves, deferrals, styles, len(counts), benchmark, left_out)
+    curves, defer_epochs, left_out = plots.training_curves((read_json(p) for p in history_paths), strategies)
+    figure = plots.benchmark_curves_figure(curves, defer_epochs, styles, len(counts), benchmark, left_out)
     plots.save(figure, outputs["curves"])
     print(f"{benchmark}: {len(records)} runs of {len(per_class)} strategies plotted")
 

@@ -19,7 +19,7 @@ def plot_run(history_path: str, predictions_path: str, index_path: str, curves_p
     style = plots.strategy_styles([strategy])[strategy]
     curves_title = tag + (f"\n({history['epochs_note']})" if "epochs_note" in history else "")
     curves = plots.learning_curves_figure(history["epochs"], best, history["best_test_acc"], curves_title, style,
-                                          len(counts), plots.deferral_epoch(history))
+                                          len(counts), plots.defer_epoch(history))
     plots.save(curves, curves_path)
     title = f"{tag}\nconfusion matrix at the best epoch ({best}), rows normalized"
     plots.save(plots.confusion_figure(labels, pred, counts, index["classes"], title), confusion_path)

@@ -4,7 +4,7 @@
     snakemake --cores 2 results/table.md --config 'matrix={...}' 'seeds=[...]'   # the command import prints
     python scripts/results.py publish              # results/runs/*/metrics.json -> docs/results/
 
-``import`` takes the archive that ``scripts/benchmark/device_session.sh call2`` brings back (members
+``import`` takes the archive that ``scripts/speed/device_session.sh call2`` brings back (members
 ``results/runs/<benchmark>/<strategy>/seed<k>/{history.json,predictions.npz}``), writes its runs into
 the working tree and gives them the current time as mtime, so that Snakemake does not take the
 local data (materialized earlier, hence older) or scripts for newer inputs and retrain. Snakemake
@@ -39,7 +39,7 @@ RUN_FILES = ("history.json", "predictions.npz")  # what the device brings back p
 PUBLISHED_FILES = ("metrics.json", "history.json")  # what a run leaves in docs/results/
 PROVENANCE_KEYS = ("commit", "torch_version", "device_name", "train_seconds")
 BENCHMARK_FIGURES = ("per_class", "shots", "curves")  # rule plot_benchmark's outputs
-RETRAINING_RULES = ("materialize", "train", "finetune", "posthoc")  # a dry run after import plans none
+RETRAINING_RULES = ("materialize", "train", "stage2", "posthoc")  # a dry run after import plans none
 DOCS = Path("docs/results")
 RUNS_ROOT = Path(cfg.RUN_DIR.split("{")[0])  # results/runs/
 

@@ -4,7 +4,7 @@ As a plain command (no Snakemake needed):
     python scripts/train.py --benchmark resnet32-cifar10lt --strategy ce --seed 0 [--seed 1 ...]
 reads config.yaml and the materialized subset under results/data/, and writes history.json,
 predictions.npz and model.pt under results/runs/<benchmark>/<strategy>/seed<seed>/ for each seed.
-As the Snakemake rule ``train`` (or ``finetune``) it takes the same from the ``snakemake`` object:
+As the Snakemake rule ``train`` (or ``stage2``) it takes the same from the ``snakemake`` object:
 one seed, or with ``train.pack_seeds`` every configured seed.
 """
 
@@ -37,7 +37,7 @@ def make_spec(config: dict, benchmark: str, strategy: str, seed: int, threads: i
 
 
 def default_paths(config: dict, benchmark: str, strategy: str, seed: int) -> dict[str, str]:
-    """The paths the pipeline uses for this run (a second stage also reads its stage-1 model)."""
+    """The paths the pipeline uses for this run (a stage-2 run also reads its stage-1 model)."""
     data = cfg.DATA_DIR.format(data_id=cfg.benchmark(config, benchmark).data_id)
     out = cfg.RUN_DIR.format(benchmark=benchmark, strategy=strategy, seed=seed)
     stage1 = cfg.strategy(config, strategy).params.get("stage1")
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def snakemake_paths(sm, seeds: list[int]) -> list[dict[str, str]]:
-    """Per seed, the paths of a ``train``/``finetune`` job (its outputs are lists when it trains several seeds)."""
+    """Per seed, the paths of a ``train``/``stage2`` job (its outputs are lists when it trains several seeds)."""
     def each(files) -> list[str]:
         return [files] if isinstance(files, str) else list(files)
 

@@ -31,7 +31,7 @@ TINY_RECIPE = {
 
 def tiny_config() -> dict:
     """Two benchmarks (official CIFAR-10 files, an image folder); two trained strategies, a post-hoc one and a
-    second stage; one seed, two epochs, CPU."""
+    stage 2; one seed, two epochs, CPU."""
     return {
         "data": {"root": "data", "download": False, "subset_seed": 0},
         "datasets": {"tiny10": {"format": "cifar10"}, "folder": {"format": "imagefolder", "path": "folder",

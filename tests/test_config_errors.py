@@ -53,8 +53,8 @@ CASES = {
                        "config.strategies.focal.gamma is inf"),
     "misspelt-param": (lambda c: c["strategies"]["focal"].update(gama=2.0),
                        "strategy 'focal' (focal.py): unknown parameter gama; it knows: beta, form, gamma"),
-    "second-stage-without-stage1": (lambda c: c["strategies"]["weight_balancing"].pop("stage1"),
-                                    "is a second stage; set 'stage1:' to the trained strategy it builds on"),
+    "stage2-without-stage1": (lambda c: c["strategies"]["weight_balancing"].pop("stage1"),
+                                    "is a stage-2 strategy; set 'stage1:' to the trained strategy it builds on"),
 }
 
 

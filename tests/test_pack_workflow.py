@@ -36,18 +36,18 @@ def test_packed_seeds_workflow(tmp_path):
     assert (tmp_path / "results/table.md").read_text().count("(n=2)") == 3  # each strategy's row: 2 seeds
 
     # packing is how the runs are scheduled, not what they are: turning it off retrains nothing (only a
-    # second stage reruns, since a packed one reads the stage-1 models of every seed, an unpacked one its own)
+    # stage 2 reruns, since a packed one reads the stage-1 models of every seed, an unpacked one its own)
     unpacked = config | {"train": config["train"] | {"pack_seeds": False}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(unpacked, sort_keys=False))
-    assert {r for r, _ in wf.planned_jobs(TABLE)} == {"finetune", "metrics", "table"}
+    assert {r for r, _ in wf.planned_jobs(TABLE)} == {"stage2", "metrics", "table"}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
-    # a second stage reruns alone, as one job for both seeds
+    # stage 2 reruns alone, as one job for both seeds
     stage2 = tmp_path / "scripts/ltbench/strategies/weight_balancing.py"
     stage2.write_text(stage2.read_text() + SEMANTIC)
     jobs = wf.planned_jobs(TABLE)
-    assert {(r, w) for r, w in jobs if r in ("train", "finetune")} == {
-        ("finetune", "benchmark=resnet32-tiny10, strategy=weight_balancing")}
+    assert {(r, w) for r, w in jobs if r in ("train", "stage2")} == {
+        ("stage2", "benchmark=resnet32-tiny10, strategy=weight_balancing")}
     assert {w for r, w in jobs if r == "metrics"} == {
         f"benchmark=resnet32-tiny10, strategy=weight_balancing, seed={s}" for s in (0, 1)}
 

@@ -61,7 +61,7 @@ def test_packed_seeds_train_as_they_would_alone(subset, tmp_path, strategy, modu
             assert pred["best_logits"].shape == (12, 4)
 
 
-def test_packed_second_stage_trains_only_the_classifier_under_maxnorm(subset, tmp_path):
+def test_packed_stage2_trains_only_the_classifier_under_maxnorm(subset, tmp_path):
     stage1 = pack(subset, tmp_path / "stage1", seeds=(0, 1), epochs=1)
     run_pack(stage1)
     kwargs = dict(strategy="weight_balancing", params={"stage1": "ce", "classifier_epochs": 2, "maxnorm_thresh": 0.1,

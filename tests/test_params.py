@@ -46,7 +46,7 @@ def test_the_shipped_config_passes_and_gets_the_defaults():
     ({"module": "focal", "gamma": float("nan")}, r"parameter gamma must be a number, got nan"),
     ({"module": "focal", "gamma": float("inf")}, r"parameter gamma must be a number, got inf"),
     ({"module": "weight_balancing", "classifier_epochs": 2.5}, r"classifier_epochs must be an integer, got 2.5"),
-    ({"module": "weight_balancing"}, r"is a second stage; set 'stage1:' to the trained strategy it builds on"),
+    ({"module": "weight_balancing"}, r"is a stage-2 strategy; set 'stage1:' to the trained strategy it builds on"),
     ({"module": "weight_balancing", "base": "ce"}, r"set 'stage1:' to the trained strategy it builds on \(not 'base:'\)"),
     ({"module": "logit_adjustment_posthoc"}, r"is a post-hoc correction; set 'base:'"),
     ({"module": "ce", "stage1": "ce"}, r"builds on no other strategy, so 'stage1:' is not one of its keys"),

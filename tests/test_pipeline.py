@@ -33,7 +33,7 @@ def test_default_dry_run_lists_the_full_matrix_quickly():
     counts = job_counts(out)
     strategies = yaml.safe_load((REPO / "config.yaml").read_text())["strategies"]
     runs = 3 * len(strategies) * 3  # benchmarks x strategies x seeds
-    assert counts["train"] + counts["finetune"] + counts["posthoc"] == runs
+    assert counts["train"] + counts["stage2"] + counts["posthoc"] == runs
     assert counts["posthoc"] == 3 * 3 * sum("base" in (p or {}) for p in strategies.values())
     assert counts["metrics"] == runs
     assert counts["materialize"] == 3
@@ -130,18 +130,18 @@ RERUN_CASES = {
     "strategy-params": ("config.yaml", "beta: 0.99", "beta: 0.98",
                         {"train": {"effective_number"}, "metrics": {"effective_number"}}, True),
     "upstream-strategy": ("scripts/ltbench/strategies/ce.py", None, SEMANTIC,
-                          {"train": {"ce"}, "finetune": {"weight_balancing"}, "posthoc": {"la_posthoc"},
+                          {"train": {"ce"}, "stage2": {"weight_balancing"}, "posthoc": {"la_posthoc"},
                            "metrics": {"ce", "weight_balancing", "la_posthoc"}}, True),
     "stage2-only": ("scripts/ltbench/strategies/weight_balancing.py", None, SEMANTIC,
-                    {"finetune": {"weight_balancing"}, "metrics": {"weight_balancing"}}, True),
+                    {"stage2": {"weight_balancing"}, "metrics": {"weight_balancing"}}, True),
     "posthoc-code": ("scripts/ltbench/posthoc.py", None, SEMANTIC,
                      {"posthoc": {"la_posthoc"}, "metrics": {"la_posthoc"}}, True),
     "training-code": ("scripts/ltbench/train.py", None, SEMANTIC,
-                      {"train": TRAINED, "finetune": {"weight_balancing"}, "posthoc": {"la_posthoc"},
+                      {"train": TRAINED, "stage2": {"weight_balancing"}, "posthoc": {"la_posthoc"},
                        "metrics": EVERY}, True),
     # weights.py is imported by the strategies that compute weights from counts, not by ce or training
     "strategy-library": ("scripts/ltbench/weights.py", None, SEMANTIC,
-                         {"train": {"effective_number"}, "finetune": {"weight_balancing"}, "posthoc": {"la_posthoc"},
+                         {"train": {"effective_number"}, "stage2": {"weight_balancing"}, "posthoc": {"la_posthoc"},
                           "metrics": {"effective_number", "weight_balancing", "la_posthoc"}}, True),
     "table-code": ("scripts/ltbench/table.py", None, SEMANTIC, {}, True),
     # comments, docstrings and formatting are not the code's meaning
@@ -162,7 +162,7 @@ def test_rerun_only_what_changed(tiny_run: Workflow, case):
 
     with _edited(tiny_run.root / target, old, new):
         jobs = tiny_run.planned_jobs()
-    for rule in ("materialize", "train", "finetune", "posthoc", "metrics"):
+    for rule in ("materialize", "train", "stage2", "posthoc", "metrics"):
         assert _runs(jobs, rule) == wildcards(expected.get(rule, set())), rule
     assert (("table", "") in jobs) == table
     if not table:
@@ -221,7 +221,7 @@ def test_moving_the_data_retrains_nothing(tiny_run: Workflow):
 def test_the_derived_code_closure_covers_every_module_a_script_imports():
     """Snakemake does not track imports: each rule family's code identity is derived from its entry
     script's import closure (ltbench.code), which must hold every ltbench module the script loads."""
-    scripts = ("materialize", "train", "posthoc", "extract_metrics", "make_table", "plot_table", "plot_run",
+    scripts = ("materialize", "train", "posthoc", "extract_metrics", "make_table", "table_html", "plot_run",
                "plot_benchmark", "plot_dataset")
     probes = {}
     for script in scripts:  # one process per script, all at once
@@ -248,7 +248,7 @@ def test_the_console_counts_trainings_and_ends_with_the_table(tiny_run: Workflow
     run = "results/runs/resnet32-tiny10/weight_balancing/seed0/history.json"
     proc = tiny_run.snakemake("--cores", "1", "--forcerun", run)
     out = proc.stdout + proc.stderr
-    assert len(re.findall(r"^(?:local)?rule (?:train|finetune):", out, re.M)) == 1
+    assert len(re.findall(r"^(?:local)?rule (?:train|stage2):", out, re.M)) == 1
     assert re.search(r"^\[matrix\] trainings done 1/1, elapsed \d:\d\d:\d\d, ETA 0:00:00$", out, re.M)
     assert "Results (results/table.md): best-epoch test accuracy (%)" in out
     assert re.search(r"^\| ce \(baseline\) \|", out, re.M)

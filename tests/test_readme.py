@@ -34,7 +34,7 @@ def test_readme_states_the_default_matrix_size():
                                      readme).groups())
     out = subprocess.run([*SNAKEMAKE, "--dry-run"], cwd=REPO, capture_output=True, text=True, check=True).stdout
     counts = job_counts(out)
-    assert b * s * k == n == counts["train"] + counts["finetune"] + counts["posthoc"] == counts["metrics"]
+    assert b * s * k == n == counts["train"] + counts["stage2"] + counts["posthoc"] == counts["metrics"]
 
 
 def test_readme_example_parameters_are_checked():

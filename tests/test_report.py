@@ -108,32 +108,31 @@ def tiny_histories(tiny_run: Workflow, benchmark: str) -> list[dict]:
 def test_benchmark_curves_overlay_trained_strategies_and_mark_stage_two(tiny_run: Workflow):
     config = tiny_config()
     strategies = list(config["strategies"])
-    curves, deferrals, left_out = plots.training_curves(tiny_histories(tiny_run, "resnet32-tiny10"), strategies)
+    curves, defer_epochs, left_out = plots.training_curves(tiny_histories(tiny_run, "resnet32-tiny10"), strategies)
     assert list(curves) == ["ce", "effective_number", "weight_balancing"], "post-hoc has no curves of its own"
     assert left_out == ["la_posthoc: post-hoc on ce"]
     epochs = config["recipe"]["epochs"]
     assert [e["epoch"] for e in curves["weight_balancing"][0]] == [epochs + 1], "stage 2 follows its stage 1"
-    assert deferrals["weight_balancing"] == (epochs, f"stage 2 from epoch {epochs + 1}")
-    fig = plots.benchmark_curves_figure(curves, deferrals, plots.strategy_styles(strategies), 10, "b", left_out)
+    assert defer_epochs["weight_balancing"] == (epochs, f"stage 2 from epoch {epochs + 1}")
+    fig = plots.benchmark_curves_figure(curves, defer_epochs, plots.strategy_styles(strategies), 10, "b", left_out)
     acc_ax, loss_ax = fig.axes
     assert acc_ax.get_ylim() == (0, 100) and acc_ax.get_legend() is None and loss_ax.get_legend() is not None
 
 
-def test_deferral_epoch_is_the_later_deferred_schedule():
-    assert plots.deferral_epoch({"method": {"weights_from_epoch": 160, "sampler_from_epoch": 0}}) == 160
-    assert plots.deferral_epoch({"method": {"weights_from_epoch": 0, "sampler_from_epoch": 5}}) == 5
-    assert plots.deferral_epoch({"epochs": []}) == 0, "a post-hoc history has no method"
+def test_defer_epoch_is_read_from_the_method():
+    assert plots.defer_epoch({"method": {"defer_epoch": 160}}) == 160
+    assert plots.defer_epoch({"epochs": []}) == 0, "a post-hoc history has no method"
 
 
 def test_run_curves_fix_the_accuracy_axis_and_show_chance_and_learning_rate():
     epochs = [{"epoch": e, "lr": 0.1 / e, "train_loss": 2.0 / e, "test_acc": 20.0 + e} for e in range(1, 13)]
-    fig = plots.learning_curves_figure(epochs, 12, 32.0, "b / drw / seed 0", STYLE, num_classes=10, deferral=8)
+    fig = plots.learning_curves_figure(epochs, 12, 32.0, "b / drw / seed 0", STYLE, num_classes=10, defer_epoch=8)
     acc_ax, loss_ax, lr_ax = fig.axes
     assert acc_ax.get_ylim() == (0, 100)
     assert any(list(line.get_ydata()) == [10.0, 10.0] for line in acc_ax.lines), "chance line at 100 / classes"
     assert list(lr_ax.lines[0].get_ydata()) == [e["lr"] for e in epochs]
     assert all(ax.get_legend() is None for ax in fig.axes), "no legend over the data"
-    assert all(any(list(line.get_xdata()) == [8.5, 8.5] for line in ax.lines) for ax in fig.axes), "deferral marked"
+    assert all(any(list(line.get_xdata()) == [8.5, 8.5] for line in ax.lines) for ax in fig.axes), "defer epoch marked"
 
 
 def test_per_class_figure_shows_bands_and_the_difference_to_the_reference():
@@ -166,7 +165,7 @@ def test_plural():
 
 
 def test_table_html_renders_bold_and_code_marks():
-    from ltbench.plots import table_html
+    from ltbench.table_text import table_html
 
     page = table_html("# T\n\nBest of `ce` in **bold**.\n\n| a | b |\n| --- | ---: |\n| **1.00** | 2 <3 |\n", "t")
     assert "<strong>1.00</strong>" in page and "<code>ce</code>" in page and "2 &lt;3" in page

@@ -27,7 +27,7 @@ from ltbench import config as cfg
 from slurm_cluster import SlurmCluster, SlurmUnavailable
 
 PROFILE = Path("profiles/slurm/config.yaml")
-GPU_RULES = ("train", "finetune")  # the rules whose jobs ask for a GPU
+GPU_RULES = ("train", "stage2")  # the rules whose jobs ask for a GPU
 PLACEHOLDERS = {  # what a user edits: (section, rule or None, key) -> value shipped
     ("default-resources", None, "slurm_partition"): "cpu",
     ("default-resources", None, "slurm_account"): "my_account",
@@ -224,7 +224,7 @@ def slurm_config() -> dict:
     """tiny_config() with device auto (so training jobs ask for a GPU), cut to one benchmark, ``ce`` and
     what fine-tunes it.
 
-    Both GPU rules (train, finetune) run; other benchmarks and strategies would only add CPU time on 2 cores.
+    Both GPU rules (train, stage2) run; other benchmarks and strategies would only add CPU time on 2 cores.
     """
     config = tiny_config()
     config["benchmarks"] = {name: spec for name, spec in config["benchmarks"].items() if name == "resnet32-tiny10"}

@@ -134,7 +134,7 @@ def test_drw_defers_effective_number_weights():
     assert method.type == "deferred"
     assert close(method.weights_at(2), [1.0, 1.0, 1.0])
     assert close(method.weights_at(3), [0.23933, 0.36745, 2.39323])  # as test_effective_number
-    assert resolve("drw").weights_from_epoch == 160  # 0.8 of the 200 epochs in CONTEXT
+    assert resolve("drw").defer_epoch == 160  # 0.8 of the 200 epochs in CONTEXT
     with pytest.raises(strategies.StrategyError, match="defer_epoch must be between 0 and the 200"):
         resolve("drw", defer_epoch=300)
 
@@ -147,6 +147,14 @@ def test_drs_defers_class_balanced_sampling():
     assert isinstance(method.sampler_at(5), ClassPowerSampler) and method.sampler_at(5).q == 0.0
 
 
+def test_the_log_names_what_switches_on_at_the_defer_epoch():
+    from ltbench.train import switches
+
+    assert switches(resolve("drw", defer_epoch=3), 3) == ["the class weights"]
+    assert switches(resolve("drw", defer_epoch=3), 2) == [] and switches(resolve("ce"), 0) == []
+    assert switches(resolve("drs", defer_epoch=5), 5) == ["the sampler ClassPowerSampler(q=0.0)"]
+
+
 def test_ldam_drw_configuration():
     from ltbench.losses import LDAM
 
@@ -154,7 +162,7 @@ def test_ldam_drw_configuration():
     assert method.head == "cosine" and isinstance(method.loss, LDAM) and method.loss.scale == 30.0
     # n^-1/4 = 0.31623, 0.56234, 1 for n = 100, 10, 1; scaled so that the largest is 0.5
     assert close(method.loss.margins, [0.158114, 0.281171, 0.5])
-    assert method.weights_from_epoch == 160
+    assert method.defer_epoch == 160
 
 
 def test_focal_and_class_balanced_focal():

@@ -1,4 +1,4 @@
-"""MaxNorm projection, classifier-only second stage, and post-hoc logit adjustment."""
+"""MaxNorm projection, classifier-only stage 2, and post-hoc logit adjustment."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def test_maxnorm_radius_and_projection_by_hand():
     assert weight[0].tolist() == pytest.approx([1.2, 1.6])  # direction kept
 
 
-def test_second_stage_trains_only_the_classifier_within_the_norm_ball(subset, tmp_path):
+def test_stage2_trains_only_the_classifier_within_the_norm_ball(subset, tmp_path):
     run(spec(subset, tmp_path / "stage1"))
     stage1 = torch.load(tmp_path / "stage1/model.pt")
     second = spec(subset, tmp_path / "stage2", "weight_balancing", params={"stage1": "ce", "classifier_epochs": 2})

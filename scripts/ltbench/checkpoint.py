@@ -20,8 +20,9 @@ from ltbench.io import atomic_path
 
 
 @dataclass
-class Progress:
-    """What a run has done so far: per-epoch records, the best epoch and its test logits."""
+class History:
+    """A run's history so far (what its history.json records): per-epoch records, the best epoch and its
+    test logits, and the training seconds."""
 
     epochs: list[dict[str, Any]] = field(default_factory=list)
     best: int | None = None
@@ -45,8 +46,8 @@ def fingerprint(description: dict[str, Any], strategy_source: Path) -> str:
 
 
 def save(path: str, stamp: str, model_state: dict, optimizer_state: dict, generator: torch.Generator, hook,
-         progress: Progress) -> None:
-    """Write a run's model and optimizer state, RNG states, any feature hook's state and progress to
+         history: History) -> None:
+    """Write a run's model and optimizer state, RNG states, any feature hook's state and history to
     ``path`` atomically."""
     state = {
         "fingerprint": stamp,
@@ -55,14 +56,14 @@ def save(path: str, stamp: str, model_state: dict, optimizer_state: dict, genera
         "hook": hook.state_dict() if hook is not None else None,
         "generator": generator.get_state(),
         "cpu_rng": torch.get_rng_state(),
-        "progress": {**progress.__dict__, "best_logits": progress.best_logits.cpu()},
+        "history": {**history.__dict__, "best_logits": history.best_logits.cpu()},
     }
     with atomic_path(path, suffix=".pt") as tmp:
         torch.save(state, tmp)
 
 
 def load(path: str, stamp: str, device) -> dict[str, Any] | None:
-    """The state saved at ``path`` (keys as in ``save``; ``progress`` as a ``Progress``).
+    """The state saved at ``path`` (keys as in ``save``; ``history`` as a ``History``).
 
     Returns None (start afresh) when there is no checkpoint or its fingerprint differs.
     """
@@ -72,7 +73,7 @@ def load(path: str, stamp: str, device) -> dict[str, Any] | None:
     if state.get("fingerprint") != stamp:
         print(f"ignoring {path}: it was written by a different configuration or code")
         return None
-    state["progress"] = Progress(**state["progress"])
+    state["history"] = History(**state["history"])
     return state
 
 

@@ -60,7 +60,7 @@ class Strategy:
 
     @property
     def upstream(self) -> str | None:
-        """The strategy a second-stage or post-hoc strategy builds on."""
+        """The strategy a stage-2 or post-hoc strategy builds on."""
         return self.params.get("stage1", self.params.get("base"))
 
 

@@ -7,7 +7,7 @@ imported, so ``snakemake --dry-run`` checks them without torch):
   default's type is the parameter's type (a float default accepts ints too); ``None`` marks an
   optional number that the strategy computes or ignores when absent (e.g. ``defer_epoch``); a
   tuple of strings lists the allowed values, the first being the default.
-- ``BUILDS_ON = "stage1"`` (a second stage: fine-tunes the final model of the trained strategy
+- ``BUILDS_ON = "stage1"`` (stage 2: fine-tunes the final model of the trained strategy
   named by its ``stage1:`` key) or ``"base"`` (post-hoc: adjusts the test logits of the trained
   strategy named by ``base:``); absent for a strategy trained from scratch.
 
@@ -105,7 +105,7 @@ def effective(spec: Strategy, decl: Declaration | None = None) -> dict[str, Any]
     if decl.builds_on is None and keys:
         raise ConfigError(f"{where}: builds on no other strategy, so '{keys[0]}:' is not one of its keys")
     if decl.builds_on is not None and keys != [decl.builds_on]:
-        role = "a second stage" if decl.builds_on == "stage1" else "a post-hoc correction"
+        role = "a stage-2 strategy" if decl.builds_on == "stage1" else "a post-hoc correction"
         raise ConfigError(f"{where}: is {role}; set '{decl.builds_on}:' to the trained strategy it builds on"
                           + (f" (not '{keys[0]}:')" if keys else ""))
     defaults = {k: v[0] if isinstance(v, tuple) else v for k, v in decl.params.items()}

@@ -3,14 +3,12 @@
 Each ``*_figure`` function takes plain data read from the pipeline's files (history.json,
 predictions.npz, metrics.json, index.json) and returns a ``Figure``; ``save`` writes it as a
 PNG atomically. Every strategy keeps one colour (and line style) in all figures, fixed by its
-position in config.yaml (``strategy_styles``). ``table_html`` renders results/table.md for the report.
+position in config.yaml (``strategy_styles``).
 """
 
 from __future__ import annotations
 
-import html
 import os
-import re
 from typing import Any, Iterable, NamedTuple, Sequence
 
 import matplotlib
@@ -173,11 +171,11 @@ def save(fig: Figure, path: str | os.PathLike) -> None:
 # ---------------------------------------------------------------- per run
 
 
-def deferral_epoch(history: dict[str, Any]) -> int:
-    """The 0-based epoch from which a deferred schedule reweights or resamples (``weights_from_epoch``
-    or ``sampler_from_epoch``, the later one), 0 if the run has none (or no ``method``: post-hoc)."""
+def defer_epoch(history: dict[str, Any]) -> int:
+    """The 0-based epoch from which a deferred schedule reweights or resamples (the method's
+    ``defer_epoch``), 0 if the run has none (or no ``method``: post-hoc)."""
     method = history.get("method") or {}
-    return max(method.get("weights_from_epoch", 0), method.get("sampler_from_epoch", 0))
+    return method.get("defer_epoch", 0)
 
 
 def epoch_axis(ax, x: Sequence[int]) -> None:
@@ -191,7 +189,7 @@ def epoch_axis(ax, x: Sequence[int]) -> None:
     ax.grid(alpha=0.3)
 
 
-def mark_deferral(ax, epoch: int, style: Style) -> None:
+def mark_defer_epoch(ax, epoch: int, style: Style) -> None:
     """A dotted vertical line in the strategy's colour between epoch ``epoch`` (the last one without
     reweighting; epochs count from 1 in the history) and the first one with it."""
     ax.axvline(epoch + 0.5, color=style.color, linestyle=(0, (1, 2)), linewidth=1.5, zorder=1)
@@ -208,7 +206,7 @@ def accuracy_axis(ax, num_classes: int) -> None:
 
 
 def learning_curves_figure(epochs: list[dict[str, Any]], best_epoch: int, best_acc: float, title: str,
-                           style: Style, num_classes: int, deferral: int = 0) -> Figure:
+                           style: Style, num_classes: int, defer_epoch: int = 0) -> Figure:
     """Three panels against the epoch: test accuracy (0-100, chance line, the run's best starred),
     mean training loss, and the learning rate. A dotted line marks a deferred schedule's start.
 
@@ -230,9 +228,9 @@ def learning_curves_figure(epochs: list[dict[str, Any]], best_epoch: int, best_a
     lr_ax.set_ylim(bottom=0)
     for ax in (acc_ax, loss_ax, lr_ax):
         epoch_axis(ax, x)
-        if deferral:
-            mark_deferral(ax, deferral, style)
-    fig.suptitle(title + (f"\ndotted line: deferred schedule from epoch {deferral + 1}" if deferral else ""))
+        if defer_epoch:
+            mark_defer_epoch(ax, defer_epoch, style)
+    fig.suptitle(title + (f"\ndotted line: deferred schedule from epoch {defer_epoch + 1}" if defer_epoch else ""))
     return fig
 
 
@@ -279,15 +277,15 @@ def training_curves(histories: Iterable[dict[str, Any]], strategies: Sequence[st
                     ) -> tuple[dict[str, list[list[dict[str, Any]]]], dict[str, tuple[int, str]], list[str]]:
     """The per-epoch records of every trained run, per strategy in config order, for overlaid curves.
 
-    A second stage's epochs are shifted to follow its stage-1 run of the same seed (its deferral
+    A stage-2 run's epochs are shifted to follow its stage-1 run of the same seed (its defer_epoch
     is then the stage boundary); a post-hoc strategy, whose records are its base run's, is left out.
-    Returns the records, each strategy's (deferral epoch, what starts there) where it has one, and a
+    Returns the records, each strategy's (defer epoch, what starts there) where it has one, and a
     note per strategy left out.
     """
     histories = list(histories)
     lengths = {(h["strategy"]["name"], h["seed"]): len(h["epochs"]) for h in histories}
     curves: dict[str, list] = {name: [] for name in strategies}
-    deferrals, left_out = {}, []
+    defer_epochs, left_out = {}, []
     for h in histories:
         name, params = h["strategy"]["name"], h["strategy"]["params"]
         if "base" in params:
@@ -297,18 +295,18 @@ def training_curves(histories: Iterable[dict[str, Any]], strategies: Sequence[st
         offset = lengths.get((params["stage1"], h["seed"]), 0) if "stage1" in params else 0
         curves[name].append([{**e, "epoch": e["epoch"] + offset} for e in h["epochs"]])
         if "stage1" in params:
-            deferrals[name] = (offset, f"stage 2 from epoch {offset + 1}")
-        elif deferral_epoch(h):
-            deferrals[name] = (deferral_epoch(h), f"deferred from epoch {deferral_epoch(h) + 1}")
-    return {name: runs for name, runs in curves.items() if runs}, deferrals, left_out
+            defer_epochs[name] = (offset, f"stage 2 from epoch {offset + 1}")
+        elif defer_epoch(h):
+            defer_epochs[name] = (defer_epoch(h), f"deferred from epoch {defer_epoch(h) + 1}")
+    return {name: runs for name, runs in curves.items() if runs}, defer_epochs, left_out
 
 
-def benchmark_curves_figure(curves: dict[str, list[list[dict[str, Any]]]], deferrals: dict[str, tuple[int, str]],
+def benchmark_curves_figure(curves: dict[str, list[list[dict[str, Any]]]], defer_epochs: dict[str, tuple[int, str]],
                             styles: dict[str, Style], num_classes: int, title: str,
                             left_out: Sequence[str] = ()) -> Figure:
     """Test accuracy (0-100, chance line) and training loss against the epoch, all strategies overlaid:
     mean over seeds as a line, min-max over seeds as a band; a dotted line in the strategy's colour
-    marks where its deferred schedule (or second stage) starts."""
+    marks where its deferred schedule (or stage 2) starts."""
     fig = Figure(figsize=(13, 4.8 if len(curves) <= 12 else 6.5), layout="constrained")
     acc_ax, loss_ax = fig.subplots(1, 2)
     all_x: set[int] = set()
@@ -318,11 +316,11 @@ def benchmark_curves_figure(curves: dict[str, list[list[dict[str, Any]]]], defer
         all_x.update(x)
         marker = {"marker": "." if len(x) <= 20 else None, "linewidth": 1.6}
         label = f"{name} ({plural(len(runs), 'seed')})"
-        if name in deferrals:
-            epoch, what = deferrals[name]
+        if name in defer_epochs:
+            epoch, what = defer_epochs[name]
             label += f"\n  {what}"
             for ax in (acc_ax, loss_ax):
-                mark_deferral(ax, epoch, styles[name])
+                mark_defer_epoch(ax, epoch, styles[name])
         band_line(acc_ax, x, [[e["test_acc"] for e in run[:length]] for run in runs], styles[name], label, **marker)
         band_line(loss_ax, x, [[e["train_loss"] for e in run[:length]] for run in runs], styles[name], **marker)
     accuracy_axis(acc_ax, num_classes)
@@ -330,7 +328,7 @@ def benchmark_curves_figure(curves: dict[str, list[list[dict[str, Any]]]], defer
     loss_ax.set(ylabel="training loss (mean over the epoch)", title="Training loss (each strategy's own loss)")
     for ax in (acc_ax, loss_ax):
         epoch_axis(ax, sorted(all_x))
-    note = "lines: mean over seeds\nbands: min-max over seeds\ndotted: deferred schedule\nor second stage begins"
+    note = "lines: mean over seeds\nbands: min-max over seeds\ndotted: deferred schedule\nor stage 2 begins"
     if left_out:
         note += "\nnot drawn (no curves of its own):\n" + "\n".join(left_out)
     handles, labels = acc_ax.get_legend_handles_labels()
@@ -474,46 +472,3 @@ def class_histogram_figure(class_counts: Sequence[int], classes: Sequence[str], 
     ax.grid(alpha=0.3, axis="y")
     ax.legend(handles=legend, fontsize=9, loc="upper right")
     return fig
-
-
-# ---------------------------------------------------------------- results table
-
-
-def inline_html(text: str) -> str:
-    """Markdown inline marks as HTML, after escaping: **bold** -> <strong>, `code` -> <code>."""
-    text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", html.escape(text))
-    return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
-
-
-def table_html(markdown: str, title: str) -> str:
-    """A standalone HTML page of results/table.md: its '#' headings, pipe tables and text lines, with
-    bold and code marks rendered."""
-    body, rows = [], []
-
-    def flush_table():
-        if not rows:
-            return
-        header, align, *data = rows
-        right = ["right" if cell.endswith(":") else "left" for cell in align]
-        out = ["<table>", "<tr>" + "".join(f"<th>{inline_html(c)}</th>" for c in header) + "</tr>"]
-        for row in data:
-            out.append("<tr>" + "".join(f'<td style="text-align:{a}">{inline_html(c)}</td>'
-                                        for c, a in zip(row, right)) + "</tr>")
-        body.append("\n".join(out + ["</table>"]))
-        rows.clear()
-
-    for line in markdown.splitlines():
-        if line.startswith("|"):
-            rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
-            continue
-        flush_table()
-        if line.startswith("#"):
-            level = min(len(line) - len(line.lstrip("#")), 6)
-            body.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
-        elif line.strip():
-            body.append(f"<p>{inline_html(line)}</p>")
-    flush_table()
-    style = ("body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin-bottom:1.5em}"
-             "th,td{border:1px solid #ccc;padding:.3em .7em}th{background:#f2f2f2}h2{font-size:1.1em}")
-    return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")

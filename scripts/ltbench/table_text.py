@@ -1,9 +1,12 @@
-"""Render the results table (``ltbench.table.Tables``) as markdown (results/table.md, which the report
-shows) and as a booktabs LaTeX table of the main results (results/table.tex)."""
+"""Render the results table (``ltbench.table.Tables``) as markdown (results/table.md), as a booktabs
+LaTeX table of the main results (results/table.tex), and the markdown as the report's HTML page
+(results/table.html)."""
 
 from __future__ import annotations
 
+import html
 import math
+import re
 from typing import Any
 
 import pandas as pd
@@ -271,3 +274,43 @@ def latex_table(t: Tables) -> str:
         lines.append(" & ".join([label, *cells, number(t.ranks.get(strategy, math.nan), 1)]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table*}", ""]
     return "\n".join(lines).replace(DASH, "--")
+
+
+def inline_html(text: str) -> str:
+    """Markdown inline marks as HTML, after escaping: **bold** -> <strong>, `code` -> <code>."""
+    text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", html.escape(text))
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+
+
+def table_html(markdown: str, title: str) -> str:
+    """A standalone HTML page of results/table.md: its '#' headings, pipe tables and text lines, with
+    bold and code marks rendered."""
+    body, rows = [], []
+
+    def flush_table():
+        if not rows:
+            return
+        header, align, *data = rows
+        right = ["right" if cell.endswith(":") else "left" for cell in align]
+        out = ["<table>", "<tr>" + "".join(f"<th>{inline_html(c)}</th>" for c in header) + "</tr>"]
+        for row in data:
+            out.append("<tr>" + "".join(f'<td style="text-align:{a}">{inline_html(c)}</td>'
+                                        for c, a in zip(row, right)) + "</tr>")
+        body.append("\n".join(out + ["</table>"]))
+        rows.clear()
+
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+            continue
+        flush_table()
+        if line.startswith("#"):
+            level = min(len(line) - len(line.lstrip("#")), 6)
+            body.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
+        elif line.strip():
+            body.append(f"<p>{inline_html(line)}</p>")
+    flush_table()
+    style = ("body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin-bottom:1.5em}"
+             "th,td{border:1px solid #ccc;padding:.3em .7em}th{background:#f2f2f2}h2{font-size:1.1em}")
+    return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")

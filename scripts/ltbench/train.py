@@ -19,12 +19,13 @@ import numpy as np
 import torch
 
 from ltbench import augment, checkpoint, strategies
-from ltbench.checkpoint import Progress
+from ltbench.checkpoint import History
 from ltbench.constraints import MaxNorm
 from ltbench.strategies import Method
 from ltbench.config import Benchmark, Strategy, format_ratio
 from ltbench.data import DataError, load_cache
 from ltbench.devices import select_device
+from ltbench.samplers import InstanceSampler
 from ltbench.replicas import build_runs, check_compile_mode, optimizer_state, stack_optimizer_states
 from ltbench.io import atomic_path, read_json, write_json
 from ltbench.progress import clock
@@ -65,7 +66,7 @@ class RunSpec:
     model_path: str
     checkpoint_path: str
     checkpoint_every: int = 0
-    init_model_path: str | None = None  # second stage: start from this run's final weights
+    init_model_path: str | None = None  # stage 2: start from this run's final weights
     compile: str | None = None  # torch.compile mode (ltbench.replicas.COMPILE_MODES); None: eager
     compile_backend: str = "inductor"
     strategy_timeout: float = strategies.TIMEOUT  # seconds each strategy function may take
@@ -262,28 +263,28 @@ class Trainer:
         present = torch.bincount(self.val_y, minlength=self.num_classes).cpu()
         return [100.0 * float((h[present > 0] / present[present > 0]).mean()) for h in hits]
 
-    def save_checkpoints(self, stamps: list[str], progresses: list[Progress]) -> None:
+    def save_checkpoints(self, stamps: list[str], histories: list[History]) -> None:
         """One checkpoint per run, in the format of an unpacked run's."""
         for r, spec in enumerate(self.specs):
             checkpoint.save(spec.checkpoint_path, stamps[r], self.model.state_dict(r),
                             optimizer_state(self.optimizer, r, self.runs), self.generators[r],
-                            self.method.feature_hook, progresses[r])
+                            self.method.feature_hook, histories[r])
 
-    def resume(self, stamps: list[str]) -> list[Progress]:
+    def resume(self, stamps: list[str]) -> list[History]:
         """Load the runs' checkpoints if every run has a valid one from the same epoch; else start afresh."""
         states = [checkpoint.load(spec.checkpoint_path, stamp, self.device) for spec, stamp in zip(self.specs, stamps)]
-        done = {len(state["progress"].epochs) if state else 0 for state in states}
+        done = {len(state["history"].epochs) if state else 0 for state in states}
         if None in states or len(done) > 1:
             if any(states):
                 print("ignoring the checkpoints: the runs of this job did not all save the same epoch")
-            return [Progress() for _ in self.specs]
+            return [History() for _ in self.specs]
         for r, state in enumerate(states):
             self.model.load_state_dict(r, state["model"])
             checkpoint.restore_rng(state, self.generators[r])
             if self.method.feature_hook is not None:
                 self.method.feature_hook.load_state_dict(state["hook"])
         self.optimizer.load_state_dict(stack_optimizer_states(state["optimizer"] for state in states))
-        return [state["progress"] for state in states]
+        return [state["history"] for state in states]
 
 
 def correct_per_class(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -328,8 +329,7 @@ def run_description(spec: RunSpec, prep: Prepared) -> dict[str, Any]:
             "loss": describe(method.loss),
             "sampler": describe(method.sampler),
             "head": method.head,
-            "weights_from_epoch": method.weights_from_epoch,
-            "sampler_from_epoch": method.sampler_from_epoch,
+            "defer_epoch": method.defer_epoch,
             "recipe_overrides": method.recipe,
             "trainable": method.trainable,
             "max_norm": method.max_norm,
@@ -347,24 +347,27 @@ def shot_summary(correct: torch.Tensor, tested: torch.Tensor, class_counts: list
 
 
 def switches(method: Method, epoch: int) -> list[str]:
-    """What a deferred strategy switches on at 0-based ``epoch`` (deferred weights or sampler), for the log."""
-    found = []
-    if epoch and epoch == method.weights_from_epoch:
-        found.append("the class weights" + (" and the feature hook" if method.feature_hook is not None else ""))
-    if epoch and epoch == method.sampler_from_epoch:
+    """What a deferred strategy switches on at its ``defer_epoch`` (0-based; its class weights, sampler
+    and feature hook, those it has), for the log; nothing at any other epoch."""
+    if not epoch or epoch != method.defer_epoch:
+        return []
+    found = [] if bool((method.weights == 1).all()) else ["the class weights"]
+    if not isinstance(method.sampler, InstanceSampler):
         found.append(f"the sampler {describe(method.sampler)}")
+    if method.feature_hook is not None:
+        found.append("the feature hook")
     return found
 
 
-def train_epochs(trainer: Trainer, progresses: list[Progress], tags: list[str], save_checkpoints) -> torch.Tensor:
-    """Run the epochs not yet in ``progresses`` (at least one), printing each run's progress (loss,
+def train_epochs(trainer: Trainer, histories: list[History], tags: list[str], save_checkpoints) -> torch.Tensor:
+    """Run the epochs not yet in ``histories`` (at least one), printing each run's progress (loss,
     validation and test accuracy, shot groups, learning rate, training speed, ETA) and what a deferred
     strategy switches on; returns the last test logits (R x test images x classes). A packed job's
     epoch time is recorded for each of its runs."""
     labels, epochs = trainer.test_y, trainer.recipe.epochs
     tested = torch.bincount(labels, minlength=trainer.num_classes).cpu()
     logits = None
-    for epoch in range(len(progresses[0].epochs), epochs):
+    for epoch in range(len(histories[0].epochs), epochs):
         for change in switches(trainer.method, epoch):
             print(f"[{', '.join(tags)}] epoch {epoch + 1}: {change} switch on")
         t0 = time.perf_counter()
@@ -375,23 +378,23 @@ def train_epochs(trainer: Trainer, progresses: list[Progress], tags: list[str], 
         val_acc = trainer.validate()
         seconds = time.perf_counter() - t0
         lr = cosine_lr(trainer.recipe.lr, epoch, epochs, trainer.recipe.lr_schedule)
-        for r, progress in enumerate(progresses):
+        for r, history in enumerate(histories):
             acc = 100.0 * float(correct[r].sum()) / len(labels)
-            progress.train_seconds += seconds
-            progress.record({"epoch": epoch + 1, "lr": lr, "train_loss": losses[r], "train_images": seen,
+            history.train_seconds += seconds
+            history.record({"epoch": epoch + 1, "lr": lr, "train_loss": losses[r], "train_images": seen,
                              "test_acc": acc, "per_class_correct": correct[r].tolist(), "seconds": seconds,
                              "train_seconds": train_time, **({"val_acc": val_acc[r]} if val_acc else {})},
                             logits[r])
-            eta = progress.train_seconds / (epoch + 1) * (epochs - epoch - 1)
+            eta = history.train_seconds / (epoch + 1) * (epochs - epoch - 1)
             print(
                 f"[{tags[r]}] epoch {epoch + 1}/{epochs} loss {losses[r]:.4f}"
                 + (f" val acc {val_acc[r]:.2f}" if val_acc else "") + f" test acc {acc:.2f}"
-                f" (best {progress.epochs[progress.best]['test_acc']:.2f}; {shot_summary(correct[r], tested, trainer.class_counts)})"
+                f" (best {history.epochs[history.best]['test_acc']:.2f}; {shot_summary(correct[r], tested, trainer.class_counts)})"
                 f" lr {lr:.4f} {trainer.runs * seen / train_time:.0f} train img/s eta {clock(eta)}"
             )
         every = trainer.specs[0].checkpoint_every
         if every and (epoch + 1) % every == 0 and epoch + 1 < epochs:
-            save_checkpoints(progresses)
+            save_checkpoints(histories)
     return logits
 
 
@@ -442,11 +445,11 @@ def _train(specs: list[RunSpec], prep: Prepared, device: torch.device) -> list[d
     descriptions = [run_description(spec, prep) for spec in specs]
     stamps = [checkpoint.fingerprint({**d, "index": prep.index["checksums"]}, spec.strategy.source)
               for d, spec in zip(descriptions, specs)]
-    progresses = trainer.resume(stamps)
-    if progresses[0].epochs:
+    histories = trainer.resume(stamps)
+    if histories[0].epochs:
         paths = ", ".join(spec.checkpoint_path for spec in specs)
-        print(f"[{', '.join(tags)}] resuming from {paths} after epoch {len(progresses[0].epochs)}")
-    logits = train_epochs(trainer, progresses, tags, lambda p: trainer.save_checkpoints(stamps, p))
+        print(f"[{', '.join(tags)}] resuming from {paths} after epoch {len(histories[0].epochs)}")
+    logits = train_epochs(trainer, histories, tags, lambda p: trainer.save_checkpoints(stamps, p))
     wall = time.perf_counter() - start
     provenance = {
         "commit": git_commit(),
@@ -459,40 +462,40 @@ def _train(specs: list[RunSpec], prep: Prepared, device: torch.device) -> list[d
         "trained_with_seeds": [spec.seed for spec in specs],
         "data_checksums": prep.index["checksums"],
     }
-    return [write_outputs(spec, descriptions[r], progresses[r], logits[r], trainer.model.state_dict(r),
-                          trainer.test_y, {**provenance, "train_seconds": progresses[r].train_seconds,
+    return [write_outputs(spec, descriptions[r], histories[r], logits[r], trainer.model.state_dict(r),
+                          trainer.test_y, {**provenance, "train_seconds": histories[r].train_seconds,
                                            "wall_seconds": wall}, tags[r])
             for r, spec in enumerate(specs)]
 
 
-def write_outputs(spec: RunSpec, description: dict[str, Any], progress: Progress, logits: torch.Tensor,
+def write_outputs(spec: RunSpec, description: dict[str, Any], history: History, logits: torch.Tensor,
                   model_state: dict[str, torch.Tensor], labels: torch.Tensor, provenance: dict[str, Any],
                   tag: str) -> dict[str, Any]:
     """Write one run's predictions, final model and history (atomically; history last), then drop its
     checkpoint; returns the history."""
-    best = progress.best
-    history = {
+    best = history.best
+    written = {
         **description,
         "best_epoch": best + 1,
-        "best_test_acc": progress.epochs[best]["test_acc"],
-        "final_test_acc": progress.epochs[-1]["test_acc"],
-        "val_selected": validation_selection(progress.epochs),
+        "best_test_acc": history.epochs[best]["test_acc"],
+        "final_test_acc": history.epochs[-1]["test_acc"],
+        "val_selected": validation_selection(history.epochs),
         "provenance": provenance,
-        "epochs": progress.epochs,
+        "epochs": history.epochs,
     }
     with atomic_path(spec.predictions_path, suffix=".npz") as tmp:
         np.savez_compressed(
             tmp,
             labels=labels.cpu().numpy(),
-            best_pred=progress.best_logits.argmax(1).cpu().numpy(),
+            best_pred=history.best_logits.argmax(1).cpu().numpy(),
             last_pred=logits.argmax(1).cpu().numpy(),
-            best_logits=progress.best_logits.cpu().numpy(),
+            best_logits=history.best_logits.cpu().numpy(),
             last_logits=logits.cpu().numpy(),
         )
     with atomic_path(spec.model_path, suffix=".pt") as tmp:
         torch.save({k: v.cpu().clone() for k, v in model_state.items()}, tmp)
-    write_json(spec.history_path, history)
+    write_json(spec.history_path, written)
     Path(spec.checkpoint_path).unlink(missing_ok=True)
-    print(f"[{tag}] done: best test acc {history['best_test_acc']:.2f} at epoch {best + 1},"
-          f" final {history['final_test_acc']:.2f}, {progress.train_seconds:.1f} s training")
-    return history
+    print(f"[{tag}] done: best test acc {written['best_test_acc']:.2f} at epoch {best + 1},"
+          f" final {written['final_test_acc']:.2f}, {history.train_seconds:.1f} s training")
+    return written

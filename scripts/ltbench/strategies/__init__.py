@@ -14,9 +14,9 @@ per-class offsets added to the logits in the training loss only (balanced softma
     configure(class_counts, num_classes, config) -> dict
 
 with any of the ``Method`` fields ``sampler`` (see ltbench.samplers), ``loss`` (see
-ltbench.losses), ``head`` ("linear" or "cosine"), ``weights_from_epoch`` and
-``sampler_from_epoch`` (deferred schedules, see ltbench.schedules) and ``recipe``
-(overrides of recipe values, e.g. ``{"weight_decay": 5e-3}``); a second-stage strategy
+ltbench.losses), ``head`` ("linear" or "cosine"), ``defer_epoch`` (deferred schedules: the class weights
+and the sampler apply from that epoch, see ltbench.schedules) and ``recipe``
+(overrides of recipe values, e.g. ``{"weight_decay": 5e-3}``); a stage-2 strategy
 (config key ``stage1``) also sets ``trainable`` ("classifier": only the head learns) and
 ``max_norm`` (see ltbench.constraints). ``head_bias`` sets the initial bias of the linear head.
 ``feature_hook`` (see ltbench.synthesis) sees each
@@ -68,8 +68,7 @@ class Method:
     sampler: Any = field(default_factory=InstanceSampler)
     loss: Any = field(default_factory=CrossEntropy)
     head: str = "linear"
-    weights_from_epoch: int = 0
-    sampler_from_epoch: int = 0
+    defer_epoch: int = 0
     recipe: dict[str, Any] = field(default_factory=dict)
     trainable: str = "all"
     max_norm: float | None = None
@@ -77,12 +76,12 @@ class Method:
     head_bias: float | None = None
 
     def weights_at(self, epoch: int) -> torch.Tensor:
-        """The class weights in effect at 0-based ``epoch``: uniform before ``weights_from_epoch``."""
-        return self.weights if epoch >= self.weights_from_epoch else torch.ones_like(self.weights)
+        """The class weights in effect at 0-based ``epoch``: uniform before ``defer_epoch``."""
+        return self.weights if epoch >= self.defer_epoch else torch.ones_like(self.weights)
 
     def sampler_at(self, epoch: int):
-        """The sampler in effect at ``epoch``: instance sampling before ``sampler_from_epoch``."""
-        return self.sampler if epoch >= self.sampler_from_epoch else InstanceSampler()
+        """The sampler in effect at ``epoch``: instance sampling before ``defer_epoch``."""
+        return self.sampler if epoch >= self.defer_epoch else InstanceSampler()
 
 
 CONFIGURABLE = {f.name for f in fields(Method)} - {"weights", "logit_offsets", "type"}

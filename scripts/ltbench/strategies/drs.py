@@ -9,8 +9,8 @@ PARAMS = {"q": 0.0, "defer_epoch": None}
 
 
 def configure(class_counts, num_classes, config):
-    """Class-power sampler from the deferral epoch on."""
+    """Class-power sampler from the defer epoch on."""
     return {
         "sampler": ClassPowerSampler(float(config["q"])),
-        "sampler_from_epoch": schedules.defer_epoch(config),
+        "defer_epoch": schedules.defer_epoch(config),
     }

@@ -8,10 +8,10 @@ PARAMS = {"beta": 0.9999, "defer_epoch": None}
 
 
 def compute_class_weights(class_counts, num_classes, config):
-    """w_c = effective-number weights (see effective_number.py), in force from the deferral epoch."""
+    """w_c = effective-number weights (see effective_number.py), in force from the defer epoch."""
     return weights.effective_number(class_counts, float(config["beta"]))
 
 
 def configure(class_counts, num_classes, config):
     """Uniform weights before ``defer_epoch``."""
-    return {"weights_from_epoch": schedules.defer_epoch(config)}
+    return {"defer_epoch": schedules.defer_epoch(config)}

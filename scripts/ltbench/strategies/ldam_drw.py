@@ -13,7 +13,7 @@ PARAMS = {"max_margin": 0.5, "scale": 30.0, "beta": 0.9999, "defer_epoch": None}
 
 
 def compute_class_weights(class_counts, num_classes, config):
-    """Effective-number weights, in force from the deferral epoch."""
+    """Effective-number weights, in force from the defer epoch."""
     return weights.effective_number(class_counts, float(config["beta"]))
 
 
@@ -23,5 +23,5 @@ def configure(class_counts, num_classes, config):
     return {
         "loss": LDAM(margins, float(config["scale"])),
         "head": "cosine",
-        "weights_from_epoch": schedules.defer_epoch(config),
+        "defer_epoch": schedules.defer_epoch(config),
     }

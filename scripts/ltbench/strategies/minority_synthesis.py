@@ -21,8 +21,8 @@ def compute_class_weights(class_counts, num_classes, config):
 
 
 def configure(class_counts, num_classes, config):
-    """The synthesizer, starting at the deferral epoch."""
+    """The synthesizer, starting at the defer epoch."""
     start = schedules.defer_epoch(config)
     names = ("bank_size", "tau", "steps", "step", "epsilon", "sinkhorn_iters", "lambda1", "lambda2")
     options = {name: config[name] for name in names}
-    return {"feature_hook": MinoritySynthesizer(class_counts, start, **options), "weights_from_epoch": start}
+    return {"feature_hook": MinoritySynthesizer(class_counts, start, **options), "defer_epoch": start}

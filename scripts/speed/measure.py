@@ -1,6 +1,6 @@
 """Speed (and accuracy) of the pipeline's trainer side by side with the reference trainer.
 
-    python scripts/benchmark/speed.py --benchmark resnet32-cifar10lt --epochs 5 --seeds 0,1,2 \\
+    python scripts/speed/measure.py --benchmark resnet32-cifar10lt --epochs 5 --seeds 0,1,2 \\
         --trainers reference,pipeline,pipeline:compile=reduce-overhead,pipeline:pack=3 \\
         [--concurrent 1,2,4,8] --out speed.json
 
@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmark.reference_trainer import train_reference  # noqa: E402
+from reference_trainer import train_reference  # noqa: E402
 from ltbench import config as cfg  # noqa: E402
 from ltbench import strategies  # noqa: E402
 from ltbench.data import load_cache  # noqa: E402

@@ -1,7 +1,7 @@
-"""The reference trainer of the speed benchmark, written the way the canonical long-tail codebases
+"""The reference trainer of the speed measurements, written the way the canonical long-tail codebases
 train (kaidic/LDAM-DRW ``cifar_train.py``): torchvision transforms on PIL images, a DataLoader with
 worker processes, fp32, eager mode, evaluation every epoch. Same model, recipe, data and loss
-weights as the pipeline. Benchmark code only: the pipeline never imports it.
+weights as the pipeline. Speed-measurement code only: the pipeline never imports it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The speed benchmark entry point runs both trainers on CPU and reports comparable numbers."""
+"""The speed measurement entry point runs both trainers on CPU and reports comparable numbers."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from datagen import write_image_folder
 from ltbench import data
 
 
-def test_speed_benchmark_on_tiny_data(tmp_path):
+def test_speed_measurement_on_tiny_data(tmp_path):
     write_image_folder(tmp_path / "folder", num_classes=5, train_per_class=6, test_per_class=2)
     data.materialize("imagefolder", str(tmp_path / "folder"), 3, 0, str(tmp_path / "results/data/folder-lt3/index.json"),
                      str(tmp_path / "results/data/folder-lt3/cache.npz"))
@@ -22,7 +22,7 @@ def test_speed_benchmark_on_tiny_data(tmp_path):
     config["benchmarks"] = {"resnet32-folder": {"arch": "resnet32", "dataset": "folder", "imbalance_ratio": 3}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts/benchmark/speed.py"), "--benchmark", "resnet32-folder", "--epochs", "2",
+        [sys.executable, str(REPO / "scripts/speed/measure.py"), "--benchmark", "resnet32-folder", "--epochs", "2",
          "--strategies", "ce,effective_number", "--seeds", "0,1",
          "--trainers", "reference,pipeline:compile=bogus,pipeline,pipeline:pack=2", "--out", "speed.json"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**os.environ, "LTBENCH_COMMIT": "abc123"},

@@ -1,6 +1,6 @@
 """Grouped (packed) versus plain convolutions: time of one ResNet-32 training step for R runs.
 
-    python scripts/benchmark/conv_probe.py --runs 1,3,8 --steps 20 --out probe.json
+    python scripts/speed/conv_probe.py --runs 1,3,8 --steps 20 --out probe.json
 
 For each R and memory layout (channels_last, contiguous), times a forward, backward and SGD step
 of R runs at batch 128 (bf16 autocast on CUDA) two ways: ``packed``, one model with the runs

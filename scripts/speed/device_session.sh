@@ -3,8 +3,8 @@
 # PyTorch but not Snakemake. Every step has its own timeout, writes its JSON as soon as it ends,
 # and a failed step does not stop the next; everything goes to $OUT (at most 6 files per call).
 #
-#   scripts/benchmark/device_session.sh call1   # ~7 min: conv probe, then 4-epoch trainer speeds
-#   scripts/benchmark/device_session.sh call2   # ~5 min: ce, 3 seeds, 200 epochs, fastest setting
+#   scripts/speed/device_session.sh call1   # ~7 min: conv probe, then 4-epoch trainer speeds
+#   scripts/speed/device_session.sh call2   # ~5 min: ce, 3 seeds, 200 epochs, fastest setting
 #
 # Data: results/data/<id>/ (materialized here), or results/data/<id>.tar.xz carried with the call
 # (unpacked with Python's tarfile; no xz binary needed). Provenance: set LTBENCH_COMMIT to the
@@ -32,10 +32,10 @@ step() {  # step NAME SECONDS CMD...: run CMD bounded by SECONDS (x LIMIT_FACTOR
     echo "== $name: exit $? after $((SECONDS - t0))s (session ${SECONDS}s)"
 }
 
-speed() {  # speed NAME LIMIT ARGS...: one speed.py measurement, JSON to $OUT and $KEEP
+speed() {  # speed NAME LIMIT ARGS...: one measure.py measurement, JSON to $OUT and $KEEP
     local name=$1 limit=$2
     shift 2
-    step "$name" "$limit" $PY scripts/benchmark/speed.py --config "$CONFIG" --benchmark "$BENCHMARK" \
+    step "$name" "$limit" $PY scripts/speed/measure.py --config "$CONFIG" --benchmark "$BENCHMARK" \
         --epochs "$EPOCHS_SPEED" --out "$OUT/$name.json" "$@"
     [ -f "$OUT/$name.json" ] && cp "$OUT/$name.json" "$KEEP/"
 }
@@ -56,13 +56,13 @@ PY
 
 case "$1" in
 call1)
-    step probe 75 $PY scripts/benchmark/conv_probe.py --runs 1,3,8 --out "$OUT/probe.json" ${PROBE_ARGS:-}
+    step probe 75 $PY scripts/speed/conv_probe.py --runs 1,3,8 --out "$OUT/probe.json" ${PROBE_ARGS:-}
     speed speed-eager 100 --seeds 0 --trainers reference,pipeline
     speed speed-compiled 130 --seeds 0 --trainers pipeline:compile=reduce-overhead
     speed speed-packed 190 --seeds 0,1,2 --trainers pipeline:pack=3,pipeline:compile=reduce-overhead:pack=3
     ;;
 call2)
-    read -r COMPILE PACK < <($PY scripts/benchmark/fastest.py "$KEEP"/speed-*.json --epochs "$EPOCHS_FULL" \
+    read -r COMPILE PACK < <($PY scripts/speed/fastest.py "$KEEP"/speed-*.json --epochs "$EPOCHS_FULL" \
         --fallback "${FULL_SETTING:-reduce-overhead 3}")
     echo "fastest setting: compile $COMPILE, $PACK run(s) per process"
     $PY - "$CONFIG" "$KEEP/full.yaml" "$COMPILE" "$EPOCHS_FULL" <<'PY'

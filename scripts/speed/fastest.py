@@ -1,6 +1,6 @@
-"""The fastest pipeline configuration measured by speed.py, for a training of ``--epochs`` epochs.
+"""The fastest pipeline configuration measured by measure.py, for a training of ``--epochs`` epochs.
 
-    python scripts/benchmark/fastest.py speed-*.json --epochs 200    # prints e.g. "reduce-overhead 3"
+    python scripts/speed/fastest.py speed-*.json --epochs 200    # prints e.g. "reduce-overhead 3"
 
 Per pipeline trainer that finished, the time per run of a whole training is estimated from its
 measurement as (first epoch + (epochs - 1) x steady epoch) / runs per process (the first epoch
@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmark.speed import parse_trainer  # noqa: E402
+from measure import parse_trainer  # noqa: E402
 
 
 def run_seconds(row: dict, epochs: int) -> float:

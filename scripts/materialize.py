@@ -9,6 +9,7 @@ as the Snakemake rule ``materialize`` it takes the same from the ``snakemake`` o
 
 import argparse
 
+from ltbench import cli
 from ltbench import config as cfg
 from ltbench.data import materialize
 from ltbench.images import IMAGE_SIZE
@@ -35,11 +36,11 @@ def materialize_from_config(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="config.yaml")
+    cli.add_config(parser)
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--ratio", type=cfg.parse_ratio, required=True, help="a number, or natural")
     args = parser.parse_args(argv)
-    config = cfg.load_config(args.config)
+    config = cfg.load_config(*cli.config_files(args))
     out = cfg.DATA_DIR.format(data_id=cfg.data_id(args.dataset, args.ratio))
     materialize_from_config(config, args.dataset, args.ratio, f"{out}/index.json", f"{out}/cache.npz")
 

@@ -5,9 +5,9 @@
 
 import numpy as np
 
+from ltbench import cli
 from ltbench import config as cfg
 from ltbench import strategies
-from ltbench.cli import run_parser
 from ltbench.io import atomic_path, read_json, write_json
 from ltbench.logs import redirect_to_log
 from ltbench.posthoc import adjust_run
@@ -33,9 +33,9 @@ def posthoc(config: dict, strategy: str, base_history: str, base_predictions: st
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = run_parser(__doc__)
+    parser = cli.run_parser(__doc__)
     args = parser.parse_args(argv)
-    config = cfg.load_config(args.config)
+    config = cfg.load_config(*cli.config_files(args))
     base = cfg.RUN_DIR.format(benchmark=args.benchmark, strategy=cfg.strategy(config, args.strategy).upstream,
                               seed=args.seed)
     out = cfg.RUN_DIR.format(benchmark=args.benchmark, strategy=args.strategy, seed=args.seed)

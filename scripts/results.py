@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tarfile
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ltbench import cli
 from ltbench import config as cfg
 from ltbench.io import atomic_path, read_json, write_text
 
@@ -219,15 +221,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     """``import``: write the runs, print the command that makes their metrics and table, and (unless
     ``--no-check``) check with a dry run that this command retrains nothing."""
     runs, warnings = import_runs(Path(args.archive), args.replace)
-    config = cfg.load_config(args.config)
+    config = cfg.load_config(*cli.config_files(args))
     print(f"imported {len(runs)} run(s): {', '.join(map(str, runs))}")
     for warning in warnings + [f"no run {k} here: the table target would train it" for k in missing_runs(config, runs)]:
         print(f"warning: {warning}", file=sys.stderr)
     snakemake_args = ["results/table.md", "--config", matrix_arg(config, runs)]
-    if args.config != "config.yaml":
-        snakemake_args += ["--configfile", args.config]
-    print("next: snakemake --cores 2 " + " ".join(a if a.startswith(("results", "--")) else f"'{a}'"
-                                                  for a in snakemake_args))
+    overlays = [path for path in cli.config_files(args) if path != "config.yaml"]  # the Snakefile reads config.yaml
+    if overlays:
+        snakemake_args += ["--configfile", *overlays]
+    print("next: snakemake --cores 2 " + shlex.join(snakemake_args))
     if args.no_check:
         return 0
     jobs = retraining_jobs(snakemake_args)
@@ -358,14 +360,14 @@ def publish(docs: Path, config: dict[str, Any]) -> list[RunKey]:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     """``publish``: copy the runs and rebuild docs/results/."""
-    runs = publish(Path(args.docs), cfg.load_config(args.config))
+    runs = publish(Path(args.docs), cfg.load_config(*cli.config_files(args)))
     print(f"published {len(runs)} run(s) from {RUNS_ROOT}/ into {args.docs}/")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="config.yaml", help="the workflow's config (names and their order)")
+    cli.add_config(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     imp = sub.add_parser("import", help="unpack a device session's runs.tar.gz into results/runs/")
     imp.add_argument("archive")

@@ -11,10 +11,10 @@ one seed, or with ``train.pack_seeds`` every configured seed.
 import os
 import sys
 
+from ltbench import cli
 from ltbench import config as cfg
 from ltbench import progress
 from ltbench import strategies
-from ltbench.cli import run_parser
 from ltbench.logs import redirect_to_log
 from ltbench.train import Recipe, RunSpec, run_pack
 
@@ -52,11 +52,11 @@ def default_paths(config: dict, benchmark: str, strategy: str, seed: int) -> dic
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = run_parser(__doc__, several_seeds=True)
+    parser = cli.run_parser(__doc__, several_seeds=True)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--log", default=None, help="write progress here instead of the terminal")
     args = parser.parse_args(argv)
-    config = cfg.load_config(args.config)
+    config = cfg.load_config(*cli.config_files(args))
     specs = [make_spec(config, args.benchmark, args.strategy, seed, args.threads,
                        default_paths(config, args.benchmark, args.strategy, seed)) for seed in args.seed]
     with redirect_to_log(args.log):

@@ -19,50 +19,41 @@ sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(TESTS))
 sys.path.insert(0, str(TESTS / "md5_bypass"))
 
-from datagen import write_cifar_python, write_image_folder  # noqa: E402
+from datagen import write_image_folder, write_tiny  # noqa: E402
 
-WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "profiles", "envs", "report", "config.yaml")
-
-TINY_RECIPE = {
-    "epochs": 2, "batch_size": 8, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4,
-    "crop_padding": 4, "flip": True, "eval_batch_size": 16,
-}
+WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "profiles", "envs", "report", "config.yaml", ".test")
+TINY = ".test/tiny/config.yaml"  # merged into config.yaml, as `snakemake --configfile` does
+TINY_RECIPE = yaml.safe_load((REPO / TINY).read_text())["recipe"]
 
 
 def tiny_config() -> dict:
-    """Two benchmarks (official CIFAR-10 files, an image folder); two trained strategies, a post-hoc one and a
-    stage 2; one seed, two epochs, CPU."""
-    return {
-        "data": {"root": "data", "download": False, "subset_seed": 0},
-        "datasets": {"tiny10": {"format": "cifar10"}, "folder": {"format": "imagefolder", "path": "folder",
-                                                                        "validation_per_class": 1}},
-        "benchmarks": {
-            "resnet32-tiny10": {"arch": "resnet32", "dataset": "tiny10", "imbalance_ratio": 3},
-            "vgg16bn-folder": {"arch": "vgg16bn", "dataset": "folder", "imbalance_ratio": 3},
-        },
-        "strategies": {
-            "ce": {},
-            "effective_number": {"beta": 0.99},
-            "la_posthoc": {"module": "logit_adjustment_posthoc", "base": "ce"},
-            "weight_balancing": {"stage1": "ce", "classifier_epochs": 1},
-        },
-        "seeds": [0],
-        "recipe": dict(TINY_RECIPE),
-        "train": {"device": "cpu", "threads": 1, "checkpoint_every": 1, "runtime": 10, "mem_mb": 1000},
-    }
+    """``.test/tiny/config.yaml``: two benchmarks (official CIFAR-10 files, an image folder); two trained
+    strategies, a post-hoc one and a stage 2; one seed, two epochs, CPU."""
+    return yaml.safe_load((REPO / TINY).read_text())
 
 
 class Workflow:
     """A copy of the workflow in a temporary folder, with helpers to run Snakemake there."""
 
-    def __init__(self, root: Path, env: dict[str, str]) -> None:
-        self.root, self.env = root, env
+    def __init__(self, root: Path, env: dict[str, str], configfiles: tuple[str, ...] = ()) -> None:
+        self.root, self.env, self.configfiles = root, env, configfiles
+
+    @property
+    def config_path(self) -> Path:
+        """The config file the tests edit: the last of ``configfiles``, else config.yaml."""
+        return self.root / (self.configfiles[-1] if self.configfiles else "config.yaml")
+
+    def argv(self, *args: str) -> list[str]:
+        """The command line of ``snakemake ARGS`` with this workflow's config files (if any besides config.yaml)."""
+        extra = ["--configfile", *self.configfiles] if self.configfiles else []
+        return [sys.executable, "-m", "snakemake", *args, *extra]
 
     def snakemake(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-        """Run ``snakemake ARGS`` in the copy, at most ``timeout`` seconds; output captured as text."""
+        """Run ``snakemake ARGS [--configfile CONFIGFILES]`` in the copy, at most ``timeout`` seconds; output
+        captured as text."""
         try:
             proc = subprocess.run(
-                [sys.executable, "-m", "snakemake", *args], cwd=self.root, env=self.env,
+                self.argv(*args), cwd=self.root, env=self.env,
                 capture_output=True, text=True, timeout=timeout,
             )
         except subprocess.TimeoutExpired as err:
@@ -89,25 +80,27 @@ class Workflow:
 
 
 def copy_workflow(dest: Path) -> None:
-    """Copy the files a run needs (not results, caches or the venv)."""
+    """Copy the files a run needs (not results, caches, generated data or the venv)."""
     for name in WORKFLOW_FILES:
         src = REPO / name
         if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "data"))
         else:
             shutil.copy2(src, dest / name)
 
 
-def make_workflow(root: Path, config: dict) -> Workflow:
-    """A workflow copy with tiny data in both formats and ``config`` as its config.yaml."""
+def make_workflow(root: Path, config: dict | None = None, configfiles: tuple[str, ...] = (TINY,)) -> Workflow:
+    """A workflow copy with the tiny data (``datagen.write_tiny``) run with ``configfiles``; ``config``, if
+    given, replaces the last of them, with the matrix set to its own benchmarks and strategies."""
     copy_workflow(root)
-    md5 = write_cifar_python(root / "data", "cifar10", train_per_class=3, test_per_class=1)
-    write_image_folder(root / "folder", num_classes=5, train_per_class=6, test_per_class=2)
-    (root / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(TESTS / "md5_bypass")
-    env["LTBENCH_TEST_CIFAR_MD5"] = json.dumps(md5)
-    return Workflow(root, env)
+    md5 = write_tiny(root / ".test/data")
+    wf = Workflow(root, {**os.environ, "PYTHONPATH": str(TESTS / "md5_bypass"),
+                         "LTBENCH_TEST_CIFAR_MD5": json.dumps(md5)}, configfiles)
+    if config is not None:
+        config = {**config, "matrix": {"benchmarks": list(config["benchmarks"]),
+                                       "strategies": list(config["strategies"])}}
+        wf.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return wf
 
 
 @pytest.fixture(scope="session")
@@ -124,6 +117,6 @@ def subset(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Workflow:
     """The tiny workflow, run once to completion (shared by the end-to-end and rerun tests)."""
-    wf = make_workflow(tmp_path_factory.mktemp("tiny"), tiny_config())
+    wf = make_workflow(tmp_path_factory.mktemp("tiny"))
     wf.snakemake("--cores", "2")
     return wf

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import pickle
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -79,3 +81,21 @@ def write_image_folder(root: Path, num_classes: int, train_per_class: int, test_
     rng = np.random.default_rng(seed)
     for split, per_class in (("train", train_per_class), ("test", test_per_class)):
         write_class_folders(root / split, [per_class] * num_classes, rng)
+
+
+def write_tiny(root: Path) -> dict[str, str]:
+    """The data of the tiny workflow (.test/tiny/config.yaml) under ``root``: CIFAR-10 in the official python
+    format (3 training and 1 test image per class) and an image folder ``folder/`` (5 classes, 6 training
+    and 2 test images each); returns {CIFAR file name: md5}, which is also written to ``root/md5.json``."""
+    md5 = write_cifar_python(root, "cifar10", train_per_class=3, test_per_class=1)
+    write_image_folder(root / "folder", num_classes=5, train_per_class=6, test_per_class=2)
+    (root / "md5.json").write_text(json.dumps(md5))
+    return md5
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else ".test/data")
+    write_tiny(target)
+    print(f"tiny data written to {target}/; torchvision checks the official md5 sums, so run the workflow with"
+          f" the tests' override:\nPYTHONPATH=tests/md5_bypass LTBENCH_TEST_CIFAR_MD5={target}/md5.json"
+          " snakemake --configfile .test/tiny/config.yaml --cores 2")

@@ -47,7 +47,7 @@ def reference(tmp_path_factory):
 def test_sigkill_then_rerun_resumes_and_matches_the_uninterrupted_run(tmp_path, reference):
     wf = make_workflow(tmp_path, single_run_config())
     proc = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", "--cores", "1", TABLE], cwd=wf.root, env=wf.env,
+        wf.argv("--cores", "1", TABLE), cwd=wf.root, env=wf.env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     try:

@@ -8,19 +8,15 @@ import json
 import pandas as pd
 import yaml
 
-from conftest import make_workflow, tiny_config
+from conftest import TINY, make_workflow
 from test_pipeline import SEMANTIC
 
 TABLE = "results/table.csv"
 
 
 def test_packed_seeds_workflow(tmp_path):
-    config = tiny_config()
-    config["benchmarks"] = {"resnet32-tiny10": config["benchmarks"]["resnet32-tiny10"]}
-    config["strategies"] = {k: config["strategies"][k] for k in ("ce", "la_posthoc", "weight_balancing")}
-    config["seeds"] = [0, 1]
-    config["train"]["pack_seeds"] = True
-    wf = make_workflow(tmp_path, config)
+    wf = make_workflow(tmp_path, configfiles=(TINY, ".test/packed/config.yaml"))
+    config = yaml.safe_load(wf.config_path.read_text())
     wf.snakemake("--cores", "2", TABLE)
 
     for strategy in ("ce", "weight_balancing"):
@@ -38,9 +34,9 @@ def test_packed_seeds_workflow(tmp_path):
     # packing is how the runs are scheduled, not what they are: turning it off retrains nothing (only a
     # stage 2 reruns, since a packed one reads the stage-1 models of every seed, an unpacked one its own)
     unpacked = config | {"train": config["train"] | {"pack_seeds": False}}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(unpacked, sort_keys=False))
+    wf.config_path.write_text(yaml.safe_dump(unpacked, sort_keys=False))
     assert {r for r, _ in wf.planned_jobs(TABLE)} == {"stage2", "metrics", "table"}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    wf.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 
     # stage 2 reruns alone, as one job for both seeds
     stage2 = tmp_path / "scripts/ltbench/strategies/weight_balancing.py"

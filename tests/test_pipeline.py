@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, Workflow
+from conftest import REPO, TINY, Workflow, tiny_config
 from ltbench.io import current_umask
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -31,12 +31,14 @@ def test_default_dry_run_lists_the_full_matrix_quickly():
     out = subprocess.run([*SNAKEMAKE, "--dry-run"], cwd=REPO, capture_output=True, text=True, check=True).stdout
     elapsed = time.perf_counter() - start
     counts = job_counts(out)
-    strategies = yaml.safe_load((REPO / "config.yaml").read_text())["strategies"]
-    runs = 3 * len(strategies) * 3  # benchmarks x strategies x seeds
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    benchmarks, strategies, seeds = config["benchmarks"], config["strategies"], config["seeds"]
+    runs = len(benchmarks) * len(strategies) * len(seeds)
     assert counts["train"] + counts["stage2"] + counts["posthoc"] == runs
-    assert counts["posthoc"] == 3 * 3 * sum("base" in (p or {}) for p in strategies.values())
+    assert counts["posthoc"] == len(benchmarks) * len(seeds) * sum("base" in (p or {}) for p in strategies.values())
+    assert counts["stage2"] == len(benchmarks) * len(seeds) * sum("stage1" in (p or {}) for p in strategies.values())
     assert counts["metrics"] == runs
-    assert counts["materialize"] == 3
+    assert counts["materialize"] == len({(b["dataset"], b["imbalance_ratio"]) for b in benchmarks.values()})
     assert counts["table"] == 1
     assert elapsed < 20, f"a dry run took {elapsed:.1f} s"
 
@@ -65,9 +67,11 @@ def test_snakefmt_check_passes():
 
 def test_end_to_end_table(tiny_run: Workflow):
     runs = pd.read_csv(tiny_run.root / "results/table.csv")
-    assert set(runs["benchmark"]) == {"resnet32-tiny10", "vgg16bn-folder"}
-    assert set(runs["strategy"]) == {"ce", "effective_number", "la_posthoc", "weight_balancing"}
-    assert len(runs) == 8
+    config = tiny_config()
+    matrix = config["matrix"]
+    assert set(runs["benchmark"]) == set(matrix["benchmarks"]) == {"resnet32-tiny10", "vgg16bn-folder"}
+    assert set(runs["strategy"]) == set(matrix["strategies"])
+    assert len(runs) == len(matrix["benchmarks"]) * len(matrix["strategies"]) * len(config["seeds"])
     assert runs["best_test_acc"].between(0, 100).all()
     assert (runs["best_test_acc"] >= runs["final_test_acc"]).all()
     assert runs.loc[runs["strategy"] == "weight_balancing", "builds_on"].eq("ce").all()
@@ -127,7 +131,7 @@ RERUN_CASES = {
     # edited file, old text (None: append), new text -> strategies expected per rule, and whether the table reruns
     "strategy-file": ("scripts/ltbench/strategies/effective_number.py", None, SEMANTIC,
                       {"train": {"effective_number"}, "metrics": {"effective_number"}}, True),
-    "strategy-params": ("config.yaml", "beta: 0.99", "beta: 0.98",
+    "strategy-params": (TINY, "beta: 0.99", "beta: 0.98",
                         {"train": {"effective_number"}, "metrics": {"effective_number"}}, True),
     "upstream-strategy": ("scripts/ltbench/strategies/ce.py", None, SEMANTIC,
                           {"train": {"ce"}, "stage2": {"weight_balancing"}, "posthoc": {"la_posthoc"},
@@ -158,7 +162,7 @@ def test_rerun_only_what_changed(tiny_run: Workflow, case):
     target, old, new, expected, table = RERUN_CASES[case]  # each case starts and ends up to date
 
     def wildcards(strategies):
-        return {f"benchmark={b}, strategy={s}, seed=0" for b in ("resnet32-tiny10", "vgg16bn-folder") for s in strategies}
+        return {f"benchmark={b}, strategy={s}, seed=0" for b in tiny_config()["matrix"]["benchmarks"] for s in strategies}
 
     with _edited(tiny_run.root / target, old, new):
         jobs = tiny_run.planned_jobs()
@@ -172,22 +176,23 @@ def test_rerun_only_what_changed(tiny_run: Workflow, case):
 
 def test_touch_without_change_reruns_nothing(tiny_run: Workflow):
     for rel in ("scripts/ltbench/strategies/ce.py", "scripts/ltbench/train.py", "scripts/ltbench/table.py",
-                "scripts/ltbench/metrics.py", "config.yaml"):
+                "scripts/ltbench/metrics.py", "config.yaml", TINY):
         (tiny_run.root / rel).touch()
     assert tiny_run.planned_jobs() == set()
 
 
 def edited_config(wf: Workflow, change):
-    """Context: ``change(config)`` applied to the workflow's config.yaml, restored after."""
-    text = (wf.root / "config.yaml").read_text()
+    """Context: ``change(config)`` applied to the workflow's config file, restored after."""
+    text = wf.config_path.read_text()
     config = yaml.safe_load(text)
     change(config)
-    return _edited(wf.root / "config.yaml", text, yaml.safe_dump(config, sort_keys=False))
+    return _edited(wf.config_path, text, yaml.safe_dump(config, sort_keys=False))
 
 
 def test_adding_or_reordering_strategies_reruns_only_theirs(tiny_run: Workflow):
     def add(config):
         config["strategies"]["sqrt_inverse"] = {}
+        config["matrix"]["strategies"].append("sqrt_inverse")
 
     with edited_config(tiny_run, add):
         jobs = tiny_run.planned_jobs()
@@ -197,7 +202,7 @@ def test_adding_or_reordering_strategies_reruns_only_theirs(tiny_run: Workflow):
     assert {r for r, _ in jobs} == {"train", "metrics", "plot_run", "table", "table_html", "plot_benchmark", "all"}
 
     def reorder(config):
-        config["strategies"] = dict(reversed(list(config["strategies"].items())))
+        config["matrix"]["strategies"].reverse()
 
     with edited_config(tiny_run, reorder):
         jobs = tiny_run.planned_jobs()
@@ -206,7 +211,8 @@ def test_adding_or_reordering_strategies_reruns_only_theirs(tiny_run: Workflow):
 
 def test_moving_the_data_retrains_nothing(tiny_run: Workflow):
     """A subset is what its source holds, not where it lies."""
-    (tiny_run.root / "folder").rename(tiny_run.root / "moved")
+    folder = tiny_run.root / tiny_config()["datasets"]["folder"]["path"]
+    folder.rename(tiny_run.root / "moved")
     try:
         with edited_config(tiny_run, lambda c: c["datasets"]["folder"].update(path="moved")):
             assert tiny_run.planned_jobs() == set()
@@ -215,7 +221,7 @@ def test_moving_the_data_retrains_nothing(tiny_run: Workflow):
             assert ("materialize", "dataset=folder, ratio=3") in tiny_run.planned_jobs()
             extra.unlink()
     finally:
-        (tiny_run.root / "moved").rename(tiny_run.root / "folder")
+        (tiny_run.root / "moved").rename(folder)
 
 
 def test_the_derived_code_closure_covers_every_module_a_script_imports():

@@ -78,7 +78,7 @@ def test_plot_code_change_redraws_without_training(tiny_run: Workflow):
     assert tiny_run.planned_jobs() == set(), "the finished run should be up to date"
     with _edited(tiny_run.root / "scripts/ltbench/plots.py", None, SEMANTIC):
         jobs = tiny_run.planned_jobs()
-    assert {rule for rule, _ in jobs} == {"plot_run", "plot_benchmark", "plot_dataset", "table_html", "all"}
+    assert {rule for rule, _ in jobs} == {"plot_run", "plot_benchmark", "plot_dataset", "all"}
     assert _runs(jobs, "plot_run") == {f"benchmark={b}, strategy={s}, seed={seed}" for b, s, seed in tiny_runs()}
     assert tiny_run.planned_jobs() == set(), "restoring the content should leave nothing to do"
 

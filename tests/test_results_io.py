@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Workflow, make_workflow, tiny_config
+from conftest import TINY, Workflow, make_workflow, tiny_config
 
 BENCHMARKS = ("resnet32-tiny10", "vgg16bn-folder")
 IMPORTED = ("ce", "effective_number", "la_posthoc")  # trained and post hoc (weights do not travel: no stage 2)
@@ -25,8 +25,10 @@ TARGETS = ["results/table.md", *MATRIX]
 
 
 def results_cli(wf: Workflow, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """``python scripts/results.py ARGS`` in the workflow copy."""
-    proc = subprocess.run([sys.executable, "scripts/results.py", *args], cwd=wf.root, env=wf.env,
+    """``python scripts/results.py --config config.yaml [--config CONFIGFILE ...] ARGS`` in the workflow copy
+    (its config files merged as Snakemake merges them)."""
+    configs = [arg for path in ("config.yaml", *wf.configfiles) for arg in ("--config", path)]
+    proc = subprocess.run([sys.executable, "scripts/results.py", *configs, *args], cwd=wf.root, env=wf.env,
                           capture_output=True, text=True, timeout=300)
     if check and proc.returncode != 0:
         raise AssertionError(f"results.py {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
@@ -57,7 +59,7 @@ def imported(tiny_run: Workflow, tmp_path_factory) -> tuple[Workflow, subprocess
 def test_import_plans_no_training_and_makes_the_same_table(imported, tiny_run: Workflow, monkeypatch):
     wf, proc = imported
     assert "checked: a dry run of that command plans no" in proc.stdout
-    assert f"next: snakemake --cores 2 results/table.md --config '{MATRIX[1]}'\n" in proc.stdout
+    assert f"next: snakemake --cores 2 results/table.md --config '{MATRIX[1]}' --configfile {TINY}\n" in proc.stdout
     # what the import's fresh mtimes prevent: runs older than their (locally materialized) data are retrained
     run = wf.root / "results/runs/resnet32-tiny10/ce/seed0"
     cache_mtime = (wf.root / "results/data/tiny10-lt3/cache.npz").stat().st_mtime
@@ -66,7 +68,7 @@ def test_import_plans_no_training_and_makes_the_same_table(imported, tiny_run: W
     from results import retraining_jobs
 
     monkeypatch.chdir(wf.root)
-    train, posthoc = sorted(retraining_jobs(TARGETS), reverse=True)  # ce and the post-hoc run built on it
+    train, posthoc = sorted(retraining_jobs([*TARGETS, "--configfile", TINY]), reverse=True)  # ce and the post-hoc run built on it
     assert train.startswith("rule train:") and "strategy=ce, seed=0" in train and "Updated input files" in train
     assert posthoc.startswith("rule posthoc:") and "benchmark=resnet32-tiny10, strategy=la_posthoc" in posthoc
     again = results_cli(wf, "import", str(wf.root / "runs.tar.gz"))  # the same archive again fixes it

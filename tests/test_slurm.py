@@ -158,8 +158,8 @@ class BackgroundRun:
         self.output = wf.root / "snakemake-output.txt"
         self.deadline = time.monotonic() + timeout
         with open(self.output, "w") as sink:
-            self.process = subprocess.Popen([sys.executable, "-m", "snakemake", *args], cwd=wf.root, env=wf.env,
-                                            stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(wf.argv(*args), cwd=wf.root, env=wf.env, stdin=subprocess.DEVNULL,
+                                            stdout=sink, stderr=subprocess.STDOUT)
 
     def result(self) -> tuple[int, str]:
         """(exit status, output), waiting no longer than ``timeout`` seconds after the start."""

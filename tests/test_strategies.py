@@ -193,6 +193,9 @@ def test_resampling_strategies():
         (lambda c, n, cfg: {"optimizer": "adam"}, r"configure\(\) returned unknown fields \['optimizer'\]"),
         (lambda c, n, cfg: ["sampler"], r"configure\(\) returned unknown fields list"),
         (lambda c, n, cfg: {"head": "mlp"}, "unknown head 'mlp'"),
+        # the cosine head stores its weight transposed and normalises it itself: MaxNorm has no rows to bound
+        (lambda c, n, cfg: {"head": "cosine", "max_norm": 0.1}, "MaxNorm bounds the class rows of a linear head"),
+        (lambda c, n, cfg: {"trainable": "head"}, "trainable must be one of all, classifier"),
     ],
 )
 def test_bad_configuration_is_rejected(monkeypatch, configure, message):

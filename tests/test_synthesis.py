@@ -12,10 +12,10 @@ from ltbench.synthesis import MinoritySynthesizer, sinkhorn
 DEFAULTS = params.declaration(STRATEGY_DIR / "minority_synthesis.py").params
 
 
-def synthesizer(counts, start_epoch, **settings):
+def synthesizer(counts, defer_epoch, **settings):
     """A synthesizer with ``minority_synthesis``'s default settings except ``settings``."""
     names = ("bank_size", "tau", "steps", "step", "epsilon", "sinkhorn_iters", "lambda1", "lambda2")
-    return MinoritySynthesizer(counts, start_epoch, **{**{k: DEFAULTS[k] for k in names}, **settings})
+    return MinoritySynthesizer(counts, defer_epoch, **{**{k: DEFAULTS[k] for k in names}, **settings})
 
 
 def test_sinkhorn_marginals_and_the_obvious_matching():
@@ -44,7 +44,7 @@ def test_sinkhorn_solves_each_group_alone_and_ignores_invalid_columns():
 
 
 def test_bank_is_a_per_class_fifo():
-    synth = synthesizer(torch.tensor([5.0, 2.0]), start_epoch=0, bank_size=2)
+    synth = synthesizer(torch.tensor([5.0, 2.0]), defer_epoch=0, bank_size=2)
     synth.observe(torch.tensor([[1.0], [2.0], [3.0]]), torch.tensor([0, 0, 1]))
     synth.observe(torch.tensor([[4.0]]), torch.tensor([0]))
     assert synth.filled.tolist() == [2, 1]
@@ -55,7 +55,7 @@ def test_bank_is_a_per_class_fifo():
 def test_synthesis_targets_minority_classes_and_moves_towards_their_bank():
     gen = torch.Generator().manual_seed(0)
     counts = torch.tensor([100.0, 10.0, 1.0])
-    synth = synthesizer(counts, start_epoch=0, bank_size=8, steps=5, step=0.1)
+    synth = synthesizer(counts, defer_epoch=0, bank_size=8, steps=5, step=0.1)
     centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
     targets = torch.tensor([0] * 8 + [1] * 4 + [2] * 2)
     features = centres[targets] + 0.1 * torch.randn(len(targets), 2, generator=gen)
@@ -70,7 +70,7 @@ def test_synthesis_targets_minority_classes_and_moves_towards_their_bank():
 
 def test_loss_before_and_after_the_start_epoch():
     counts = torch.tensor([4.0, 1.0])
-    synth = synthesizer(counts, start_epoch=3, bank_size=4, lambda1=0.5, lambda2=0.5)
+    synth = synthesizer(counts, defer_epoch=3, bank_size=4, lambda1=0.5, lambda2=0.5)
     classifier = torch.nn.Linear(2, 2)
     features, targets = torch.randn(4, 2), torch.tensor([0, 0, 0, 1])
     real = torch.tensor(2.0)

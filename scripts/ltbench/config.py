@@ -86,13 +86,28 @@ def parse_ratio(value: float | str) -> float | str:
         raise ConfigError(f"imbalance ratio {value!r} is neither a number nor {NATURAL!r}") from None
 
 
-def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file and check that its numbers are finite (the schema is checked by the
+def load_config(*paths: str | Path) -> dict[str, Any]:
+    """Read YAML config files, each merged into the ones before it as ``snakemake --configfile`` merges
+    into config.yaml (``merge``), and check that their numbers are finite (the schema is checked by the
     Snakefile's ``validate``)."""
-    with open(path) as fh:
-        config = yaml.safe_load(fh)
-    check_finite(config, str(path))
+    config: dict[str, Any] = {}
+    for path in paths:
+        with open(path) as fh:
+            loaded = yaml.safe_load(fh) or {}
+        check_finite(loaded, str(path))
+        merge(config, loaded)
     return config
+
+
+def merge(config: dict[str, Any], update: dict[str, Any]) -> None:
+    """Merge ``update`` into ``config`` key by key, recursively for dicts: a dict keeps its keys that
+    ``update`` lacks (``strategies:`` and ``benchmarks:`` of a second file are added to the first's),
+    anything else is replaced."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            merge(config[key], value)
+        else:
+            config[key] = value
 
 
 def check_finite(value: Any, where: str = "config") -> None:

@@ -41,7 +41,15 @@ def compiled(fn, mode: str | None, backend: str = "inductor"):
 
 
 class Runs:
-    """R models of one architecture trained side by side (see the module docstring)."""
+    """R models of one architecture trained side by side (see the module docstring).
+
+    What a strategy may rely on, for one run or a pack alike: calling it gives logits (R x B x
+    classes), and with ``features=True`` also the features the head classifies (R x B x F, what a
+    feature hook sees); ``classifier`` maps folded features (B x R*F) to folded logits; and
+    ``head_weight(r)`` is run r's linear head weight, one row per class (classes x F), the rows that
+    MaxNorm bounds. A cosine head has no such rows (it stores its weight transposed and normalises
+    it itself), so ``ltbench.strategies`` refuses MaxNorm with a cosine head before training.
+    """
 
     def __init__(self, models: list[nn.Module], arch: str, num_classes: int, head: str,
                  memory_format=torch.contiguous_format) -> None:

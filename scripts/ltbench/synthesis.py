@@ -62,11 +62,11 @@ def sinkhorn(cost: torch.Tensor, groups: torch.Tensor, valid: torch.Tensor, epsi
 class MinoritySynthesizer:
     """Feature banks, synthesis and the combined loss (see the module docstring)."""
 
-    def __init__(self, class_counts: torch.Tensor, start_epoch: int, *, bank_size: int, tau: float, steps: int,
+    def __init__(self, class_counts: torch.Tensor, defer_epoch: int, *, bank_size: int, tau: float, steps: int,
                  step: float, epsilon: float, sinkhorn_iters: int, lambda1: float, lambda2: float) -> None:
         """The settings are ``minority_synthesis``'s parameters (defaults: its ``PARAMS``)."""
         self.counts = class_counts.float()
-        self.params = dict(start_epoch=start_epoch, bank_size=bank_size, tau=tau, steps=steps, step=step,
+        self.params = dict(defer_epoch=defer_epoch, bank_size=bank_size, tau=tau, steps=steps, step=step,
                            epsilon=epsilon, sinkhorn_iters=sinkhorn_iters, lambda1=lambda1, lambda2=lambda2)
         for name, value in self.params.items():
             setattr(self, name, value)
@@ -142,9 +142,9 @@ class MinoritySynthesizer:
 
     def __call__(self, epoch: int, features: torch.Tensor, targets: torch.Tensor, classifier, real_loss: torch.Tensor,
                  generator: torch.Generator) -> torch.Tensor:
-        """The training loss of one batch: the real loss alone before ``start_epoch``, else step 5."""
+        """The training loss of one batch: the real loss alone before ``defer_epoch``, else step 5."""
         self.observe(features, targets)
-        if epoch < self.start_epoch:
+        if epoch < self.defer_epoch:
             return real_loss
         synthetic, labels = self.synthesize(features, targets, generator)
         fake_loss = F.cross_entropy(classifier(synthetic.to(features.dtype)).float(), labels)

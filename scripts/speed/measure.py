@@ -34,6 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reference_trainer import train_reference  # noqa: E402
+from ltbench import cli  # noqa: E402
 from ltbench import config as cfg  # noqa: E402
 from ltbench import strategies  # noqa: E402
 from ltbench.data import load_cache  # noqa: E402
@@ -136,7 +137,7 @@ def concurrency(args, ks: list[int], trainer: str, workdir: Path) -> list[dict]:
     and compilation are left out), and the k processes' training images per second are summed."""
     rows = []
     for k in ks:
-        cmd = [sys.executable, __file__, "--config", args.config, "--benchmark", args.benchmark, "--epochs",
+        cmd = [sys.executable, __file__, *(f"--config={path}" for path in cli.config_files(args)), "--benchmark", args.benchmark, "--epochs",
                str(args.epochs), "--trainers", trainer, "--strategies", args.strategies.split(",")[0]]
         outs = [workdir / f"concurrent-{k}-{seed}.json" for seed in range(k)]
         start = time.perf_counter()
@@ -197,7 +198,7 @@ def table(rows: list[dict]) -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="config.yaml")
+    cli.add_config(parser)
     parser.add_argument("--benchmark", default="resnet32-cifar10lt")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--trainers", default="reference,pipeline",
@@ -208,7 +209,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default=None, help="write all numbers here as JSON")
     args = parser.parse_args(argv)
     trainers = [parse_trainer(t) for t in args.trainers.split(",")]
-    config = cfg.load_config(args.config)
+    config = cfg.load_config(*cli.config_files(args))
     recipe = replace(Recipe(**config["recipe"]), epochs=args.epochs)
     bench = cfg.benchmark(config, args.benchmark)
     index = read_json(cfg.DATA_DIR.format(data_id=bench.data_id) + "/index.json")

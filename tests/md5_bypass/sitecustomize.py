@@ -2,7 +2,7 @@
 
 torchvision verifies the official md5 sums of the CIFAR python files; generated
 files cannot match them. When LTBENCH_TEST_CIFAR_MD5 holds a JSON map
-``{file name: md5}``, this module (on PYTHONPATH only in the tests' subprocesses)
+``{file name: md5}`` (or the path of a file holding one, as tests/datagen.py writes), this module (on PYTHONPATH only in the tests' subprocesses)
 rewrites the sums in torchvision's CIFAR classes right after they are imported.
 The pipeline itself has no way to skip the check.
 """
@@ -12,10 +12,12 @@ import importlib.util
 import json
 import os
 import sys
+from pathlib import Path
 
 from cifar_md5 import patch
 
-_OVERRIDES = json.loads(os.environ.get("LTBENCH_TEST_CIFAR_MD5", "{}"))
+_GIVEN = os.environ.get("LTBENCH_TEST_CIFAR_MD5", "{}")
+_OVERRIDES = json.loads(_GIVEN if _GIVEN.lstrip().startswith("{") else Path(_GIVEN).read_text())
 _MODULE = "torchvision.datasets.cifar"
 
 

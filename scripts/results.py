@@ -1,11 +1,12 @@
 """Move results made on a lent GPU into the repository, and publish them under docs/results/.
 
-    python scripts/results.py import runs.tar.gz   # the device's runs -> results/runs/, then a dry-run check
+    python scripts/results.py import runs-*.tar.gz  # the device's runs -> results/runs/, then a dry-run check
     snakemake --cores 2 results/table.md --config 'matrix={...}' 'seeds=[...]'   # the command import prints
     python scripts/results.py publish              # results/runs/*/metrics.json -> docs/results/
 
-``import`` takes the archive that ``scripts/speed/device_session.sh call2`` brings back (members
-``results/runs/<benchmark>/<strategy>/seed<k>/{history.json,predictions.npz}``), writes its runs into
+``import`` takes the archives that ``scripts/speed/device_session.sh call2`` brings back (one per unit, or
+per run for large ones: ``scripts/speed/pack_runs.py``; members
+``results/runs/<benchmark>/<strategy>/seed<k>/{history.json,predictions.npz}``), writes their runs into
 the working tree and gives them the current time as mtime, so that Snakemake does not take the
 local data (materialized earlier, hence older) or scripts for newer inputs and retrain. Snakemake
 has no metadata for these files, which is not a rerun reason: only the mtime and missing-output
@@ -171,11 +172,17 @@ def write_run(key: RunKey, files: dict[str, bytes], replace: bool) -> list[Path]
     return [key.path / name for name in files]
 
 
-def import_runs(archive: Path, replace: bool = False) -> tuple[list[RunKey], list[str]]:
-    """Check the whole archive, then write its runs under ``results/runs/`` and set every imported file's
-    mtime to one current time (newer than the data and scripts, and equal between a post-hoc run and its
-    base). Returns the runs and warnings."""
-    runs = read_archive(archive)
+def import_runs(archives: list[Path], replace: bool = False) -> tuple[list[RunKey], list[str]]:
+    """Check every archive whole, then write their runs under ``results/runs/`` and set every imported
+    file's mtime to one current time (newer than the data and scripts, and equal between a post-hoc run and
+    its base). A run found in two archives is an error. Returns the runs and warnings."""
+    runs: dict[RunKey, dict[str, bytes]] = {}
+    seen_in: dict[RunKey, Path] = {}
+    for archive in archives:
+        for key, files in read_archive(archive).items():
+            if key in runs:
+                raise ResultsError(f"run {key} is in both {seen_in[key]} and {archive}; import one of them")
+            runs[key], seen_in[key] = files, archive
     warnings = []
     for key, files in sorted(runs.items()):
         history = json.loads(files["history.json"])
@@ -220,7 +227,7 @@ def retraining_jobs(snakemake_args: list[str]) -> list[str]:
 def cmd_import(args: argparse.Namespace) -> int:
     """``import``: write the runs, print the command that makes their metrics and table, and (unless
     ``--no-check``) check with a dry run that this command retrains nothing."""
-    runs, warnings = import_runs(Path(args.archive), args.replace)
+    runs, warnings = import_runs([Path(a) for a in args.archives], args.replace)
     config = cfg.load_config(*cli.config_files(args))
     print(f"imported {len(runs)} run(s): {', '.join(map(str, runs))}")
     for warning in warnings + [f"no run {k} here: the table target would train it" for k in missing_runs(config, runs)]:
@@ -324,7 +331,7 @@ def units_readme(records: dict[RunKey, dict[str, Any]]) -> str:
         "# Results on the real data",
         "",
         "Measured results of this pipeline, brought in from lent GPU sessions with `python scripts/results.py",
-        "import runs.tar.gz` and written here by `python scripts/results.py publish` (do not edit by hand).",
+        "import runs-*.tar.gz` and written here by `python scripts/results.py publish` (do not edit by hand).",
         "`table.md` (`table.csv`, `table.tex`) and `plots/benchmarks/` are made by the pipeline's own table and",
         "plot code from every run under `runs/` (its `metrics.json` and `history.json`); no data, images or",
         "test-set predictions are kept here.",
@@ -369,8 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_config(parser)
     sub = parser.add_subparsers(dest="command", required=True)
-    imp = sub.add_parser("import", help="unpack a device session's runs.tar.gz into results/runs/")
-    imp.add_argument("archive")
+    imp = sub.add_parser("import", help="unpack a device session's runs-*.tar.gz into results/runs/")
+    imp.add_argument("archives", nargs="+", metavar="archive")
     imp.add_argument("--replace", action="store_true", help="overwrite runs that exist here with other content")
     imp.add_argument("--no-check", action="store_true", help="skip the Snakemake dry run")
     imp.set_defaults(func=cmd_import)

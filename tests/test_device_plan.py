@@ -51,7 +51,7 @@ def test_fastest_setting_counts_compilation_once_per_process(tmp_path):
     assert fastest(tmp_path, failed) == "reduce-overhead 3"  # nothing measured: the fallback
 
 
-def test_call2_trains_the_seeds_and_archives_their_files(tmp_path):
+def test_call2_trains_each_unit_and_archives_its_files(tmp_path):
     shutil.copytree(REPO / "scripts", tmp_path / "scripts", ignore=shutil.ignore_patterns("__pycache__"))
     write_image_folder(tmp_path / "folder", num_classes=4, train_per_class=10, test_per_class=3)
     subset = tmp_path / "results/data/folder-lt5"
@@ -65,17 +65,39 @@ def test_call2_trains_the_seeds_and_archives_their_files(tmp_path):
     config["benchmarks"] = {"resnet32-folder": {"arch": "resnet32", "dataset": "folder", "imbalance_ratio": 5}}
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
     env = {**os.environ, "OUT": str(tmp_path / "out"), "BENCHMARK": "resnet32-folder", "CONFIG": "tiny.yaml",
-           "EPOCHS_FULL": "1", "FULL_SETTING": "off 3", "PYTHON": "python", "LTBENCH_COMMIT": "c0ffee"}
+           "EPOCHS_FULL": "1", "FULL_SETTING": "off 3", "PYTHON": "python", "LTBENCH_COMMIT": "c0ffee",
+           "STRATEGIES": "ce la_posthoc"}
     proc = subprocess.run(["bash", str(tmp_path / "scripts/speed/device_session.sh"), "call2"], env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     log = (tmp_path / "out/session.log").read_text()
     assert "fastest setting: compile off, 3 run(s) per process" in log and "unpacked" in log
-    assert "== ce-seeds-0-1-2: exit 0" in log
-    with tarfile.open(tmp_path / "out/runs.tar.gz") as tar:
+    assert "== ce-seeds-0-1-2: exit 0" in log and "== la_posthoc: post hoc, no training" in log
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["runs-resnet32-folder-ce.tar.gz", "session.log"]
+    with tarfile.open(tmp_path / "out/runs-resnet32-folder-ce.tar.gz") as tar:
         names = sorted(tar.getnames())
         history = json.load(tar.extractfile("results/runs/resnet32-folder/ce/seed1/history.json"))
     assert names == [f"results/runs/resnet32-folder/ce/seed{s}/{f}" for s in range(3)
                      for f in ("history.json", "predictions.npz")]
     assert history["provenance"]["commit"] == "c0ffee" and history["provenance"]["trained_with_seeds"] == [0, 1, 2]
     assert history["recipe"]["epochs"] == 1
+
+
+def test_a_unit_too_large_for_one_archive_goes_back_run_by_run(tmp_path, monkeypatch):
+    sys.path.insert(0, str(REPO / "scripts/speed"))
+    import pack_runs
+
+    monkeypatch.chdir(tmp_path)
+    unit = tmp_path / "results/runs/b/s"
+    for seed, size in ((0, 300_000), (1, 300_000), (2, 900_000)):  # incompressible bytes
+        (unit / f"seed{seed}").mkdir(parents=True)
+        (unit / f"seed{seed}/history.json").write_text("{}")
+        (unit / f"seed{seed}/predictions.npz").write_bytes(os.urandom(size))
+    (unit / "seed3").mkdir()  # unfinished: no files, not packed
+    assert pack_runs.main(["--benchmark", "b", "--strategy", "s", "--out-dir", "one", "--limit-mib", "2"]) == 0
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["runs-b-s.tar.gz"]
+    # 0.5 MiB: the unit splits into one archive per run, and the run that alone is too large is named
+    assert pack_runs.main(["--benchmark", "b", "--strategy", "s", "--out-dir", "split", "--limit-mib", "0.5"]) == 1
+    assert sorted(p.name for p in (tmp_path / "split").iterdir()) == ["runs-b-s-seed0.tar.gz", "runs-b-s-seed1.tar.gz"]
+    with tarfile.open(tmp_path / "split/runs-b-s-seed1.tar.gz") as tar:
+        assert sorted(tar.getnames()) == ["results/runs/b/s/seed1/history.json", "results/runs/b/s/seed1/predictions.npz"]

@@ -161,7 +161,18 @@ def test_import_refuses_unsafe_or_incomplete_archives(tmp_path, monkeypatch, mem
     archive = _archive(tmp_path / "runs.tar.gz", members, link)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ResultsError, match=re.escape(message)) as err:
-        import_runs(archive)
+        import_runs([archive])
     assert not (tmp_path / "results").exists() and not (tmp_path.parent / "evil").exists()
     if "plain" in message or "only" in message:
         assert next(iter(members)) in str(err.value), "the error names the member"
+
+
+def test_import_refuses_a_run_found_in_two_archives(tmp_path, monkeypatch):
+    from results import ResultsError, import_runs
+
+    members = {f"{RUN}/history.json": HISTORY, f"{RUN}/predictions.npz": b"x"}
+    first, second = (_archive(tmp_path / name, members) for name in ("a.tar.gz", "b.tar.gz"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ResultsError, match="run resnet32-tiny10/ce/seed0 is in both .*a.tar.gz and .*b.tar.gz"):
+        import_runs([first, second])
+    assert not (tmp_path / "results").exists()

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The device plan of docs/performance.md: two calls in one lent GPU session, on a machine with
 # PyTorch but not Snakemake. Every step has its own timeout, writes its JSON as soon as it ends,
-# and a failed step does not stop the next; everything goes to $OUT (at most 6 files per call).
+# and a failed step does not stop the next; everything goes to $OUT (at most 8 files per call).
 #
 #   scripts/speed/device_session.sh call1   # ~7 min: conv probe, then 4-epoch trainer speeds
 #   scripts/speed/device_session.sh call2   # ~5 min: ce, 3 seeds, 200 epochs, fastest setting
+#   STRATEGIES="inverse_freq sqrt_inverse" FULL_SETTING="reduce-overhead 3" scripts/speed/device_session.sh call2
+#                                            # later sessions: those units (3 seeds each), in order
 #
 # Data: results/data/<id>/ (materialized here), or results/data/<id>.tar.xz carried with the call
 # (unpacked with Python's tarfile; no xz binary needed). Provenance: set LTBENCH_COMMIT to the
@@ -73,19 +75,22 @@ config["recipe"]["epochs"] = int(sys.argv[4])
 yaml.safe_dump(config, open(sys.argv[2], "w"))
 PY
     if [ "$PACK" -ge 3 ]; then groups=("0 1 2"); else groups=("0" "1" "2"); fi
-    for seeds in "${groups[@]}"; do
-        step "ce-seeds-${seeds// /-}" 500 $PY scripts/train.py --config "$KEEP/full.yaml" --benchmark "$BENCHMARK" \
-            --strategy ce $(printf -- "--seed %s " $seeds)
+    for strategy in ${STRATEGIES:-ce}; do  # one unit each, in order; a post-hoc one is made here after import
+        stage=$($PY -c "import sys; sys.path.insert(0, 'scripts'); from ltbench import config as c
+print(c.strategy(c.load_config(sys.argv[1]), sys.argv[2]).stage)" "$KEEP/full.yaml" "$strategy")
+        if [ "$stage" = posthoc ]; then
+            echo "== $strategy: post hoc, no training (made after import, from its base run's predictions)"
+            continue
+        fi
+        for seeds in "${groups[@]}"; do
+            step "$strategy-seeds-${seeds// /-}" 500 $PY scripts/train.py --config "$KEEP/full.yaml" \
+                --benchmark "$BENCHMARK" --strategy "$strategy" $(printf -- "--seed %s " $seeds)
+        done
+        # the unit's own files (no model weights), as soon as it is done: one archive, or one per run
+        $PY scripts/speed/pack_runs.py --benchmark "$BENCHMARK" --strategy "$strategy" --out-dir "$OUT"
     done
-    # the runs' own files (no model weights), one archive
-    $PY - "$BENCHMARK" "$OUT/runs.tar.gz" <<'PY'
-import pathlib, sys, tarfile
-with tarfile.open(sys.argv[2], "w:gz") as tar:
-    for path in sorted(pathlib.Path("results/runs", sys.argv[1]).glob("*/seed*/*")):
-        if path.name in ("history.json", "predictions.npz"):
-            tar.add(path)
-            print("packed", path)
-PY
+    archives=$(find "$OUT" -name 'runs-*.tar.gz' | wc -l)
+    [ "$archives" -le 7 ] || echo "warning: $archives archives in $OUT; a call brings back 8 files, session.log included"
     ;;
 esac
 }

@@ -1,0 +1,77 @@
+"""Pack one unit's runs (a benchmark and strategy, every seed trained) for the trip back from a GPU.
+
+    python scripts/speed/pack_runs.py --benchmark resnet32-cifar100lt --strategy ce --out-dir "$OUT"
+
+Each run contributes its own ``history.json`` and ``predictions.npz`` (no model weights), as
+``results/runs/<benchmark>/<strategy>/seed<k>/...`` members that ``scripts/results.py import`` takes.
+A call brings back files of at most 16 MiB: the unit goes into ``runs-<benchmark>-<strategy>.tar.gz``
+if that stays under ``--limit-mib``, else each run into its own ``...-seed<k>.tar.gz`` (a CIFAR-100
+run's full-precision logits take up to about 7 MiB). A run that alone exceeds the limit is an error
+(exit status 1), named, and left out; the others are still packed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tarfile
+from pathlib import Path
+
+RUN_FILES = ("history.json", "predictions.npz")
+
+
+def runs_of(benchmark: str, strategy: str, root: Path = Path("results/runs")) -> list[Path]:
+    """The unit's finished run folders (those holding every ``RUN_FILES``), by seed."""
+    folders = sorted((root / benchmark / strategy).glob("seed*"), key=lambda p: int(p.name[len("seed"):]))
+    return [f for f in folders if all((f / name).is_file() for name in RUN_FILES)]
+
+
+def write_archive(path: Path, runs: list[Path]) -> int:
+    """``runs``' files into the tar.gz ``path``; returns its size in bytes."""
+    with tarfile.open(path, "w:gz") as tar:
+        for run in runs:
+            for name in RUN_FILES:
+                tar.add(run / name)
+    return path.stat().st_size
+
+
+def pack(benchmark: str, strategy: str, out_dir: Path, limit_mib: float) -> tuple[list[Path], list[str]]:
+    """The archives written for the unit (one, or one per run if that is too large) and the errors."""
+    runs = runs_of(benchmark, strategy)
+    if not runs:
+        return [], [f"{benchmark}/{strategy}: no finished run to pack"]
+    limit = limit_mib * 2**20
+    out_dir.mkdir(parents=True, exist_ok=True)
+    whole = out_dir / f"runs-{benchmark}-{strategy}.tar.gz"
+    if write_archive(whole, runs) <= limit:
+        return [whole], []
+    whole.unlink()
+    written, errors = [], []
+    for run in runs:
+        path = out_dir / f"runs-{benchmark}-{strategy}-{run.name}.tar.gz"
+        size = write_archive(path, [run])
+        if size > limit:
+            path.unlink()
+            errors.append(f"{run}: {size / 2**20:.1f} MiB packed, over the {limit_mib:g} MiB limit; left out")
+        else:
+            written.append(path)
+    return written, errors
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--benchmark", required=True)
+    parser.add_argument("--strategy", required=True)
+    parser.add_argument("--out-dir", required=True, type=Path)
+    parser.add_argument("--limit-mib", type=float, default=15.0, help="largest archive to write (a call brings back 16)")
+    args = parser.parse_args(argv)
+    written, errors = pack(args.benchmark, args.strategy, args.out_dir, args.limit_mib)
+    for path in written:
+        print(f"packed {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    for error in errors:
+        print(f"error: {error}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,4 +1,4 @@
-"""The speed measurement entry point runs both trainers on CPU and reports comparable numbers."""
+"""The speed measurement entry points (measure.py, conv_probe.py) run on CPU and report comparable numbers."""
 
 from __future__ import annotations
 
@@ -41,3 +41,18 @@ def test_speed_measurement_on_tiny_data(tmp_path):
         (t, s, 2) for t in trainers for s in ("ce", "effective_number")}
     assert abs(result["forward_gflop_per_image"] - 0.1377) < 0.001  # ResNet-32, 5 classes
     assert "| trainer | runs_per_process | first_epoch_s | steady_epoch_s |" in proc.stdout
+
+
+def test_conv_probe_times_packed_and_plain_steps(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts/speed/conv_probe.py"), "--runs", "1,3", "--batch", "4", "--steps", "1",
+         "--warmup", "1", "--out", str(tmp_path / "probe.json")],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "LTBENCH_COMMIT": "abc123"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    probe = json.loads((tmp_path / "probe.json").read_text())
+    assert probe["commit"] == "abc123" and probe["device"] == "cpu"
+    assert {(r["runs"], r["layout"], r["how"]) for r in probe["rows"]} == {
+        (1, layout, "packed") for layout in ("channels_last", "contiguous")} | {
+        (3, layout, how) for layout in ("channels_last", "contiguous") for how in ("packed", "plain")}
+    assert all(r["step_ms"] > 0 and r["step_ms_per_run"] == r["step_ms"] / r["runs"] for r in probe["rows"])

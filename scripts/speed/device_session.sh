@@ -4,9 +4,10 @@
 # and a failed step does not stop the next; everything goes to $OUT (at most 8 files per call).
 #
 #   scripts/speed/device_session.sh call1   # ~7 min: conv probe, then 4-epoch trainer speeds
-#   scripts/speed/device_session.sh call2   # ~5 min: ce, 3 seeds, 200 epochs, fastest setting
-#   STRATEGIES="inverse_freq sqrt_inverse" FULL_SETTING="reduce-overhead 3" scripts/speed/device_session.sh call2
-#                                            # later sessions: those units (3 seeds each), in order
+#   scripts/speed/device_session.sh call2   # the rest: the five baselines in order, 3 seeds, 200 epochs each,
+#                                            # at the fastest setting; every finished unit comes back
+#   STRATEGIES="drw drs" FULL_SETTING="reduce-overhead 3" scripts/speed/device_session.sh call2
+#                                            # later sessions: those units, in order
 #
 # Data: results/data/<id>/ (materialized here), or results/data/<id>.tar.xz carried with the call
 # (unpacked with Python's tarfile; no xz binary needed). Provenance: set LTBENCH_COMMIT to the
@@ -75,7 +76,8 @@ config["recipe"]["epochs"] = int(sys.argv[4])
 yaml.safe_dump(config, open(sys.argv[2], "w"))
 PY
     if [ "$PACK" -ge 3 ]; then groups=("0 1 2"); else groups=("0" "1" "2"); fi
-    for strategy in ${STRATEGIES:-ce}; do  # one unit each, in order; a post-hoc one is made here after import
+    # one unit each, in order (default: the results issue's five baselines); a post-hoc one is made after import
+    for strategy in ${STRATEGIES:-ce inverse_freq sqrt_inverse effective_number balanced_softmax}; do
         stage=$($PY -c "import sys; sys.path.insert(0, 'scripts'); from ltbench import config as c
 print(c.strategy(c.load_config(sys.argv[1]), sys.argv[2]).stage)" "$KEEP/full.yaml" "$strategy")
         if [ "$stage" = posthoc ]; then

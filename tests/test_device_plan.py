@@ -64,7 +64,9 @@ def test_call2_trains_each_unit_and_archives_its_files(tmp_path):
     config["datasets"] = {"folder": {"format": "imagefolder", "path": "folder"}}
     config["benchmarks"] = {"resnet32-folder": {"arch": "resnet32", "dataset": "folder", "imbalance_ratio": 5}}
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
-    env = {**os.environ, "OUT": str(tmp_path / "out"), "BENCHMARK": "resnet32-folder", "CONFIG": "tiny.yaml",
+    (tmp_path / "seeds.yaml").write_text("seeds: [0, 1, 2]\n")  # a second file, merged as --configfile merges
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "BENCHMARK": "resnet32-folder",
+           "CONFIG": "tiny.yaml seeds.yaml",
            "EPOCHS_FULL": "1", "FULL_SETTING": "off 3", "PYTHON": "python", "LTBENCH_COMMIT": "c0ffee",
            "STRATEGIES": "ce la_posthoc"}
     proc = subprocess.run(["bash", str(tmp_path / "scripts/speed/device_session.sh"), "call2"], env=env,

@@ -21,7 +21,8 @@ DEVELOPMENT = "docs/novel-strategy.yaml"
 FINAL = "docs/novel-strategy-final.yaml"
 CANDIDATES = yaml.safe_load((REPO / DEVELOPMENT).read_text())["strategies"]
 MODULES = sorted({entry["module"] for entry in CANDIDATES.values()})
-DEV_BENCHMARKS = ["resnet32-cifar10lt", "resnet32-cifar100lt"]  # vgg16bn-cifar100lt is held out
+DEV_BENCHMARKS = ["resnet32-cifar10lt-val", "resnet32-cifar100lt-val"]  # with a validation hold-out
+FINAL_BENCHMARKS = ["resnet32-cifar10lt", "resnet32-cifar100lt", "vgg16bn-cifar100lt"]  # vgg16bn: held out till then
 BASELINES = ["ce", "inverse_freq", "sqrt_inverse", "effective_number", "balanced_softmax"]
 # LDAM-DRW's long-tailed counts of the three benchmarks: (n_max, C, rho).
 BENCHMARK_COUNTS = {
@@ -170,10 +171,24 @@ def test_development_stage_trains_66_runs_without_the_held_out_benchmark():
     assert planned == matrix(DEV_BENCHMARKS, BASELINES + list(CANDIDATES), [0, 1, 2]) and len(planned) == 66
 
 
+def test_development_benchmarks_are_the_resnet32_ones_with_a_validation_hold_out():
+    """Selection looks at validation accuracy only: each development benchmark is a ResNet-32 benchmark of the
+    results table, the same source format and ratio, with a class-balanced validation set held out."""
+    from ltbench import config as cfg
+
+    config = cfg.load_config(REPO / "config.yaml", REPO / DEVELOPMENT)
+    for dev, published in zip(DEV_BENCHMARKS, FINAL_BENCHMARKS):
+        bench, ref = config["benchmarks"][dev], config["benchmarks"][published]
+        assert (bench["arch"], bench["imbalance_ratio"]) == (ref["arch"], ref["imbalance_ratio"]) == ("resnet32", 100)
+        dataset, ref_dataset = config["datasets"][bench["dataset"]], config["datasets"][ref["dataset"]]
+        assert dataset["format"] == ref_dataset["format"] and "validation_per_class" not in ref_dataset
+        assert dataset["validation_per_class"] > 0 and dataset["validation_from_subset"] is True
+
+
 @pytest.mark.parametrize("selected", [[], ["novel_smoothed_inverse_s25"]], ids=["baselines-only", "with-selection"])
 def test_final_stage_trains_fresh_seeds_on_every_benchmark(selected):
     """Without the selection on the command line only the baselines run: no candidate meets the held-out benchmark."""
     extra = ["--config", "matrix={strategies: [" + ", ".join(BASELINES + selected) + "]}"] if selected else []
     planned = planned_trainings("--configfile", DEVELOPMENT, FINAL, *extra)
-    assert planned == matrix([*DEV_BENCHMARKS, "vgg16bn-cifar100lt"], BASELINES + selected, [3, 4, 5])
+    assert planned == matrix(FINAL_BENCHMARKS, BASELINES + selected, [3, 4, 5])
     assert len(planned) == (54 if selected else 45)

@@ -21,7 +21,9 @@ PY=${PYTHON:-python3}
 OUT=${OUT:-results/speed/out}
 KEEP=results/speed  # survives between calls while the machine is warm ($OUT is emptied)
 BENCHMARK=${BENCHMARK:-resnet32-cifar10lt}
-CONFIG=${CONFIG:-config.yaml}
+CONFIG=${CONFIG:-config.yaml}  # config files, merged in order as --configfile merges them
+CONFIG_ARGS=()
+for file in $CONFIG; do CONFIG_ARGS+=(--config "$file"); done
 EPOCHS_SPEED=${EPOCHS_SPEED:-4}
 EPOCHS_FULL=${EPOCHS_FULL:-200}
 LIMIT_FACTOR=${LIMIT_FACTOR:-1}  # stretch every step's limit (a CPU dry run compiles for minutes)
@@ -38,7 +40,7 @@ step() {  # step NAME SECONDS CMD...: run CMD bounded by SECONDS (x LIMIT_FACTOR
 speed() {  # speed NAME LIMIT ARGS...: one measure.py measurement, JSON to $OUT and $KEEP
     local name=$1 limit=$2
     shift 2
-    step "$name" "$limit" $PY scripts/speed/measure.py --config "$CONFIG" --benchmark "$BENCHMARK" \
+    step "$name" "$limit" $PY scripts/speed/measure.py "${CONFIG_ARGS[@]}" --benchmark "$BENCHMARK" \
         --epochs "$EPOCHS_SPEED" --out "$OUT/$name.json" "$@"
     [ -f "$OUT/$name.json" ] && cp "$OUT/$name.json" "$KEEP/"
 }
@@ -68,14 +70,23 @@ call2)
     read -r COMPILE PACK < <($PY scripts/speed/fastest.py "$KEEP"/speed-*.json --epochs "$EPOCHS_FULL" \
         --fallback "${FULL_SETTING:-reduce-overhead 3}")
     echo "fastest setting: compile $COMPILE, $PACK run(s) per process"
-    $PY - "$CONFIG" "$KEEP/full.yaml" "$COMPILE" "$EPOCHS_FULL" <<'PY'
-import sys, yaml
-config = yaml.safe_load(open(sys.argv[1]))
-config["train"]["compile"] = False if sys.argv[3] == "off" else sys.argv[3]
-config["recipe"]["epochs"] = int(sys.argv[4])
-yaml.safe_dump(config, open(sys.argv[2], "w"))
+    # the merged config at that setting, as one file; prints the config's seeds
+    SEEDS=$($PY - "$KEEP/full.yaml" "$COMPILE" "$EPOCHS_FULL" $CONFIG <<'PY'
+import sys
+import yaml
+sys.path.insert(0, "scripts")
+from ltbench import config as c
+out, compile_mode, epochs, *files = sys.argv[1:]
+config = c.load_config(*files)
+config["train"]["compile"] = False if compile_mode == "off" else compile_mode
+config["recipe"]["epochs"] = int(epochs)
+with open(out, "w") as fh:
+    yaml.safe_dump(config, fh, sort_keys=False)
+print(*config["seeds"])
 PY
-    if [ "$PACK" -ge 3 ]; then groups=("0 1 2"); else groups=("0" "1" "2"); fi
+)
+    echo "seeds: $SEEDS"
+    if [ "$PACK" -ge 3 ]; then groups=("$SEEDS"); else read -ra groups <<< "$SEEDS"; fi
     # one unit each, in order (default: the results issue's five baselines); a post-hoc one is made after import
     for strategy in ${STRATEGIES:-ce inverse_freq sqrt_inverse effective_number balanced_softmax}; do
         stage=$($PY -c "import sys; sys.path.insert(0, 'scripts'); from ltbench import config as c

@@ -224,27 +224,32 @@ def retraining_jobs(snakemake_args: list[str]) -> list[str]:
             if (m := re.match(r"(?:local)?rule (\w+):", block)) and m[1] in RETRAINING_RULES]
 
 
+def workflow_config(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    """The config Snakemake runs with, and the ``--configfile`` files that give it: config.yaml (which the
+    Snakefile reads itself) with the other ``--config`` files merged in order."""
+    base = Path("config.yaml").resolve()
+    overlays = [path for path in cli.config_files(args) if Path(path).resolve() != base]
+    return cfg.load_config("config.yaml", *overlays), overlays
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     """``import``: write the runs, print the command that makes their metrics and table, and (unless
-    ``--no-check``) check with a dry run that this command retrains nothing."""
+    ``--no-check``) check with a dry run that making the imported runs' metrics retrains none of them."""
     runs, warnings = import_runs([Path(a) for a in args.archives], args.replace)
-    config = cfg.load_config(*cli.config_files(args))
+    config, overlays = workflow_config(args)
     print(f"imported {len(runs)} run(s): {', '.join(map(str, runs))}")
     for warning in warnings + [f"no run {k} here: the table target would train it" for k in missing_runs(config, runs)]:
         print(f"warning: {warning}", file=sys.stderr)
-    snakemake_args = ["results/table.md", "--config", matrix_arg(config, runs)]
-    overlays = [path for path in cli.config_files(args) if path != "config.yaml"]  # the Snakefile reads config.yaml
-    if overlays:
-        snakemake_args += ["--configfile", *overlays]
-    print("next: snakemake --cores 2 " + shlex.join(snakemake_args))
+    settings = ["--config", matrix_arg(config, runs)] + (["--configfile", *overlays] if overlays else [])
+    print("next: snakemake --cores 2 " + shlex.join(["results/table.md", *settings]))
     if args.no_check:
         return 0
-    jobs = retraining_jobs(snakemake_args)
+    jobs = retraining_jobs([*(f"{key.path}/metrics.json" for key in runs), *settings])
     if jobs:
         print("error: Snakemake would still (re)make these jobs; see their reasons:\n" + "\n\n".join(jobs),
               file=sys.stderr)
         return 1
-    print("checked: a dry run of that command plans no materialization, training or post-hoc job")
+    print("checked: a dry run for the imported runs' metrics plans no materialization, training or post-hoc job")
     return 0
 
 
@@ -367,14 +372,15 @@ def publish(docs: Path, config: dict[str, Any]) -> list[RunKey]:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     """``publish``: copy the runs and rebuild docs/results/."""
-    runs = publish(Path(args.docs), cfg.load_config(*cli.config_files(args)))
+    runs = publish(Path(args.docs), workflow_config(args)[0])
     print(f"published {len(runs)} run(s) from {RUNS_ROOT}/ into {args.docs}/")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_config(parser)
+    cli.add_config(parser, help="a config file merged into config.yaml, as snakemake --configfile does (repeat"
+                               " for several); config.yaml itself is always read first, as Snakemake reads it")
     sub = parser.add_subparsers(dest="command", required=True)
     imp = sub.add_parser("import", help="unpack a device session's runs-*.tar.gz into results/runs/")
     imp.add_argument("archives", nargs="+", metavar="archive")

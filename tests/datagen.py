@@ -97,5 +97,6 @@ if __name__ == "__main__":
     target = Path(sys.argv[1] if len(sys.argv) > 1 else ".test/data")
     write_tiny(target)
     print(f"tiny data written to {target}/; torchvision checks the official md5 sums, so run the workflow with"
-          f" the tests' override:\nPYTHONPATH=tests/md5_bypass LTBENCH_TEST_CIFAR_MD5={target}/md5.json"
+          f" the tests' override:\nPYTHONPATH={Path('tests/md5_bypass').resolve()}"
+          f" LTBENCH_TEST_CIFAR_MD5={(target / 'md5.json').resolve()}"
           " snakemake --configfile .test/tiny/config.yaml --cores 2")

@@ -25,9 +25,9 @@ TARGETS = ["results/table.md", *MATRIX]
 
 
 def results_cli(wf: Workflow, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """``python scripts/results.py --config config.yaml [--config CONFIGFILE ...] ARGS`` in the workflow copy
-    (its config files merged as Snakemake merges them)."""
-    configs = [arg for path in ("config.yaml", *wf.configfiles) for arg in ("--config", path)]
+    """``python scripts/results.py [--config CONFIGFILE ...] ARGS`` in the workflow copy (its config files
+    merged into config.yaml as Snakemake merges them)."""
+    configs = [arg for path in wf.configfiles for arg in ("--config", path)]
     proc = subprocess.run([sys.executable, "scripts/results.py", *configs, *args], cwd=wf.root, env=wf.env,
                           capture_output=True, text=True, timeout=300)
     if check and proc.returncode != 0:
@@ -58,7 +58,7 @@ def imported(tiny_run: Workflow, tmp_path_factory) -> tuple[Workflow, subprocess
 
 def test_import_plans_no_training_and_makes_the_same_table(imported, tiny_run: Workflow, monkeypatch):
     wf, proc = imported
-    assert "checked: a dry run of that command plans no" in proc.stdout
+    assert "checked: a dry run for the imported runs' metrics plans no" in proc.stdout
     assert f"next: snakemake --cores 2 results/table.md --config '{MATRIX[1]}' --configfile {TINY}\n" in proc.stdout
     # what the import's fresh mtimes prevent: runs older than their (locally materialized) data are retrained
     run = wf.root / "results/runs/resnet32-tiny10/ce/seed0"

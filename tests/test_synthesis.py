@@ -68,7 +68,7 @@ def test_synthesis_targets_minority_classes_and_moves_towards_their_bank():
     assert distance.max() < 1.0
 
 
-def test_loss_before_and_after_the_start_epoch():
+def test_loss_before_and_after_the_defer_epoch():
     counts = torch.tensor([4.0, 1.0])
     synth = synthesizer(counts, defer_epoch=3, bank_size=4, lambda1=0.5, lambda2=0.5)
     classifier = torch.nn.Linear(2, 2)

@@ -3,12 +3,15 @@
 import argparse
 
 
-def add_config(parser: argparse.ArgumentParser) -> None:
-    """``--config FILE``, repeatable: files merged in order, as ``snakemake --configfile`` merges into
-    config.yaml (``ltbench.config.load_config``); config.yaml if none is given."""
-    parser.add_argument("--config", action="append", metavar="FILE",
-                        help="config file (default config.yaml); repeat to merge several in order,"
-                             " e.g. --config config.yaml --config mine.yaml")
+CONFIG_HELP = ("config file (default config.yaml); repeat to merge several in order, key by key as"
+               " snakemake --configfile merges. The files given replace the default: --config config.yaml"
+               " --config mine.yaml reads what snakemake --configfile mine.yaml reads")
+
+
+def add_config(parser: argparse.ArgumentParser, help: str = CONFIG_HELP) -> None:
+    """``--config FILE``, repeatable: files merged in order (``ltbench.config.load_config``), in place of
+    config.yaml, which is read when none is given."""
+    parser.add_argument("--config", action="append", metavar="FILE", help=help)
 
 
 def config_files(args: argparse.Namespace) -> list[str]:

@@ -1,7 +1,7 @@
 """Minority-sample synthesis by distribution matching, in feature space (our reading of
 Li et al., TMLR 2025; docs/methods.md says what is ours and why).
 
-Every training step (from the start epoch on):
+Every training step (from the defer epoch on):
 1. the batch's features (detached) enter a per-class FIFO bank of the last ``bank_size``;
 2. M = batch-size synthetic labels are drawn with probability proportional to the class's
    deficit n_max - n_c, so real plus synthetic labels are balanced in expectation;

@@ -84,13 +84,20 @@ with open(out, "w") as fh:
     yaml.safe_dump(config, fh, sort_keys=False)
 print(*config["seeds"])
 PY
-)
+) || { echo "== the config files ($CONFIG) could not be read: nothing trained"; exit 1; }
     echo "seeds: $SEEDS"
     if [ "$PACK" -ge 3 ]; then groups=("$SEEDS"); else read -ra groups <<< "$SEEDS"; fi
     # one unit each, in order (default: the results issue's five baselines); a post-hoc one is made after import
     for strategy in ${STRATEGIES:-ce inverse_freq sqrt_inverse effective_number balanced_softmax}; do
+        if [ "$(find "$OUT" -name 'runs-*.tar.gz' | wc -l)" -ge 7 ]; then
+            echo "== $strategy and after: not trained, 7 archives are waiting (a call brings back 8 files)"
+            break
+        fi
         stage=$($PY -c "import sys; sys.path.insert(0, 'scripts'); from ltbench import config as c
-print(c.strategy(c.load_config(sys.argv[1]), sys.argv[2]).stage)" "$KEEP/full.yaml" "$strategy")
+print(c.strategy(c.load_config(sys.argv[1]), sys.argv[2]).stage)" "$KEEP/full.yaml" "$strategy") || {
+            echo "== $strategy: not a strategy of the config, skipped"
+            continue
+        }
         if [ "$stage" = posthoc ]; then
             echo "== $strategy: post hoc, no training (made after import, from its base run's predictions)"
             continue
@@ -102,8 +109,6 @@ print(c.strategy(c.load_config(sys.argv[1]), sys.argv[2]).stage)" "$KEEP/full.ya
         # the unit's own files (no model weights), as soon as it is done: one archive, or one per run
         $PY scripts/speed/pack_runs.py --benchmark "$BENCHMARK" --strategy "$strategy" --out-dir "$OUT"
     done
-    archives=$(find "$OUT" -name 'runs-*.tar.gz' | wc -l)
-    [ "$archives" -le 7 ] || echo "warning: $archives archives in $OUT; a call brings back 8 files, session.log included"
     ;;
 esac
 }

@@ -13,25 +13,31 @@ run's full-precision logits take up to about 7 MiB). A run that alone exceeds th
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 import tarfile
 from pathlib import Path
 
 RUN_FILES = ("history.json", "predictions.npz")
+SEED_FOLDER = re.compile(r"seed(\d+)")
 
 
 def runs_of(benchmark: str, strategy: str, root: Path = Path("results/runs")) -> list[Path]:
-    """The unit's finished run folders (those holding every ``RUN_FILES``), by seed."""
-    folders = sorted((root / benchmark / strategy).glob("seed*"), key=lambda p: int(p.name[len("seed"):]))
-    return [f for f in folders if all((f / name).is_file() for name in RUN_FILES)]
+    """The unit's finished run folders (``seed<k>`` holding every ``RUN_FILES``), by seed."""
+    seeds = {int(m[1]): p for p in (root / benchmark / strategy).glob("seed*") if (m := SEED_FOLDER.fullmatch(p.name))}
+    return [seeds[k] for k in sorted(seeds) if all((seeds[k] / name).is_file() for name in RUN_FILES)]
 
 
 def write_archive(path: Path, runs: list[Path]) -> int:
-    """``runs``' files into the tar.gz ``path``; returns its size in bytes."""
-    with tarfile.open(path, "w:gz") as tar:
+    """``runs``' files into the tar.gz ``path``, written under a temporary name and renamed when complete
+    (a call cut off meanwhile brings back no truncated archive); returns its size in bytes."""
+    partial = path.with_name(f".{path.name}.partial")
+    with tarfile.open(partial, "w:gz") as tar:
         for run in runs:
             for name in RUN_FILES:
                 tar.add(run / name)
+    os.replace(partial, path)
     return path.stat().st_size
 
 

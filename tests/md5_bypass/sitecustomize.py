@@ -17,6 +17,9 @@ from pathlib import Path
 from cifar_md5 import patch
 
 _GIVEN = os.environ.get("LTBENCH_TEST_CIFAR_MD5", "{}")
+if not _GIVEN.lstrip().startswith("{") and not Path(_GIVEN).is_file():
+    raise FileNotFoundError(f"LTBENCH_TEST_CIFAR_MD5 names {_GIVEN}, which is not a file from {os.getcwd()};"
+                            " give the absolute path of the md5.json that tests/datagen.py wrote")
 _OVERRIDES = json.loads(_GIVEN if _GIVEN.lstrip().startswith("{") else Path(_GIVEN).read_text())
 _MODULE = "torchvision.datasets.cifar"
 

@@ -6,7 +6,8 @@
 
 ``import`` takes the archives that ``scripts/speed/device_session.sh call2`` brings back (one per unit, or
 per run for large ones: ``scripts/speed/pack_runs.py``; members
-``results/runs/<benchmark>/<strategy>/seed<k>/{history.json,predictions.npz}``), writes their runs into
+``results/runs/<benchmark>/<strategy>/seed<k>/{history.json,predictions.npz}``, and ``model.pt`` for a run
+that a stage 2 builds on), writes their runs into
 the working tree and gives them the current time as mtime, so that Snakemake does not take the
 local data (materialized earlier, hence older) or scripts for newer inputs and retrain. Snakemake
 has no metadata for these files, which is not a rerun reason: only the mtime and missing-output
@@ -39,6 +40,7 @@ from ltbench import config as cfg
 from ltbench.io import atomic_path, read_json, write_text
 
 RUN_FILES = ("history.json", "predictions.npz")  # what the device brings back per run
+MODEL_FILE = "model.pt"  # and for a run that a stage 2 builds on, its final weights (the stage 2's input)
 PUBLISHED_FILES = ("metrics.json", "history.json")  # what a run leaves in docs/results/
 PROVENANCE_KEYS = ("commit", "torch_version", "device_name", "train_seconds")
 BENCHMARK_FIGURES = ("per_class", "shots", "curves")  # rule plot_benchmark's outputs
@@ -91,7 +93,8 @@ def in_config_order(names: set[str], configured: list[str]) -> list[str]:
 def member_run(member: tarfile.TarInfo) -> tuple[RunKey, str] | None:
     """The run and file name of an archive member; ``None`` for a directory on the way to a run file
     (``results``, ``results/runs/<b>``, ...). ``ResultsError`` names any other member: a path outside
-    ``results/runs/``, with ``..`` or ``.`` components, a file other than ``RUN_FILES``, a link or device."""
+    ``results/runs/``, with ``..`` or ``.`` components, a file other than ``RUN_FILES`` and ``MODEL_FILE``, a
+    link or device."""
     name = member.name[2:] if member.name.startswith("./") else member.name
     parts = name.rstrip("/").split("/")
     if name.startswith("/") or any(p in ("", ".", "..") for p in parts):
@@ -103,9 +106,9 @@ def member_run(member: tarfile.TarInfo) -> tuple[RunKey, str] | None:
         raise ResultsError(f"archive member {member.name!r}: a directory outside "
                            f"{RUNS_ROOT}/<benchmark>/<strategy>/seed<k>")
     match = RUN_FILE.fullmatch(name)
-    if not match or match["file"] not in RUN_FILES:
+    if not match or match["file"] not in (*RUN_FILES, MODEL_FILE):
         raise ResultsError(f"archive member {member.name!r}: only {RUNS_ROOT}/<benchmark>/<strategy>/seed<k>/"
-                           f"{{{','.join(RUN_FILES)}}} may be imported")
+                           f"{{{','.join((*RUN_FILES, MODEL_FILE))}}} may be imported")
     if not member.isfile():
         raise ResultsError(f"archive member {member.name!r}: not a regular file (a link or device)")
     return RunKey(match["benchmark"], match["strategy"], int(match["seed"])), match["file"]
@@ -157,14 +160,15 @@ def check_data(key: RunKey, history: dict[str, Any]) -> str | None:
 
 def write_run(key: RunKey, files: dict[str, bytes], replace: bool) -> list[Path]:
     """Write one run's files atomically; identical files are left alone. A different existing run is
-    replaced only with ``replace`` (then its model.pt, from the replaced training, is removed)."""
+    replaced only with ``replace`` (then its model.pt, from the replaced training, is removed unless the
+    archive brings the new one)."""
     changed = [name for name, data in files.items()
                if not (key.path / name).is_file() or (key.path / name).read_bytes() != data]
     existing = [name for name in changed if (key.path / name).exists()]
     if existing and not replace:
         raise ResultsError(f"{key} already exists here with other {', '.join(existing)}; use --replace")
-    if existing and (key.path / "model.pt").exists():
-        (key.path / "model.pt").unlink()
+    if existing and MODEL_FILE not in files and (key.path / MODEL_FILE).exists():
+        (key.path / MODEL_FILE).unlink()
         print(f"removed {key.path / 'model.pt'} (from the replaced training)")
     for name in changed:
         with atomic_path(key.path / name, suffix=Path(name).suffix) as tmp:

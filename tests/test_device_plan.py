@@ -68,19 +68,27 @@ def test_call2_trains_each_unit_and_archives_its_files(tmp_path):
     env = {**os.environ, "OUT": str(tmp_path / "out"), "BENCHMARK": "resnet32-folder",
            "CONFIG": "tiny.yaml seeds.yaml",
            "EPOCHS_FULL": "1", "FULL_SETTING": "off 3", "PYTHON": "python", "LTBENCH_COMMIT": "c0ffee",
-           "STRATEGIES": "ce la_posthoc"}
+           "STRATEGIES": "ce la_posthoc weight_balancing"}
     proc = subprocess.run(["bash", str(tmp_path / "scripts/speed/device_session.sh"), "call2"], env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     log = (tmp_path / "out/session.log").read_text()
     assert "fastest setting: compile off, 3 run(s) per process" in log and "unpacked" in log
     assert "== ce-seeds-0-1-2: exit 0" in log and "== la_posthoc: post hoc, no training" in log
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["runs-resnet32-folder-ce.tar.gz", "session.log"]
-    with tarfile.open(tmp_path / "out/runs-resnet32-folder-ce.tar.gz") as tar:
-        names = sorted(tar.getnames())
-        history = json.load(tar.extractfile("results/runs/resnet32-folder/ce/seed1/history.json"))
-    assert names == [f"results/runs/resnet32-folder/ce/seed{s}/{f}" for s in range(3)
-                     for f in ("history.json", "predictions.npz")]
+    assert "== weight_balancing-seeds-0-1-2: exit 0" in log  # stage 2 of ce, from the weights trained just before
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "runs-resnet32-folder-ce.tar.gz", "runs-resnet32-folder-weight_balancing.tar.gz", "session.log"]
+    archives = {}
+    for strategy in ("ce", "weight_balancing"):
+        with tarfile.open(tmp_path / f"out/runs-resnet32-folder-{strategy}.tar.gz") as tar:
+            archives[strategy] = sorted(tar.getnames())
+            if strategy == "ce":
+                history = json.load(tar.extractfile("results/runs/resnet32-folder/ce/seed1/history.json"))
+    # ce's weights go back too: a stage 2 of the config builds on them (Snakemake needs them as its input)
+    assert archives["ce"] == [f"results/runs/resnet32-folder/ce/seed{s}/{f}" for s in range(3)
+                              for f in ("history.json", "model.pt", "predictions.npz")]
+    assert archives["weight_balancing"] == [f"results/runs/resnet32-folder/weight_balancing/seed{s}/{f}"
+                                            for s in range(3) for f in ("history.json", "predictions.npz")]
     assert history["provenance"]["commit"] == "c0ffee" and history["provenance"]["trained_with_seeds"] == [0, 1, 2]
     assert history["recipe"]["epochs"] == 1
 

@@ -18,7 +18,7 @@ import pytest
 from conftest import TINY, Workflow, make_workflow, tiny_config
 
 BENCHMARKS = ("resnet32-tiny10", "vgg16bn-folder")
-IMPORTED = ("ce", "effective_number", "la_posthoc")  # trained and post hoc (weights do not travel: no stage 2)
+IMPORTED = ("ce", "effective_number", "la_posthoc", "weight_balancing")  # trained, post hoc, stage 2 of ce
 MATRIX = ["--config", f"matrix={{benchmarks: [{', '.join(BENCHMARKS)}], strategies: [{', '.join(IMPORTED)}]}}",
 ]
 TARGETS = ["results/table.md", *MATRIX]
@@ -36,12 +36,13 @@ def results_cli(wf: Workflow, *args: str, check: bool = True) -> subprocess.Comp
 
 
 def pack_runs(root: Path, archive: Path, strategies=IMPORTED) -> None:
-    """runs.tar.gz as ``device_session.sh call2`` packs it (relative member names, history and predictions)."""
+    """An archive as ``device_session.sh call2`` packs runs (relative member names, history and predictions;
+    ce's weights too, since weight_balancing builds on them)."""
     with tarfile.open(archive, "w:gz") as tar:
         for bench in BENCHMARKS:
             for strategy in strategies:
                 for path in sorted((root / "results/runs" / bench / strategy).glob("seed*/*")):
-                    if path.name in ("history.json", "predictions.npz"):
+                    if path.name in ("history.json", "predictions.npz") or (path.name, strategy) == ("model.pt", "ce"):
                         tar.add(path, arcname=str(path.relative_to(root)))
 
 
@@ -68,8 +69,10 @@ def test_import_plans_no_training_and_makes_the_same_table(imported, tiny_run: W
     from results import retraining_jobs
 
     monkeypatch.chdir(wf.root)
-    train, posthoc = sorted(retraining_jobs([*TARGETS, "--configfile", TINY]), reverse=True)  # ce and the post-hoc run built on it
+    # ce and the runs built on it: its post-hoc correction and its stage 2
+    train, stage2, posthoc = sorted(retraining_jobs([*TARGETS, "--configfile", TINY]), reverse=True)
     assert train.startswith("rule train:") and "strategy=ce, seed=0" in train and "Updated input files" in train
+    assert stage2.startswith("rule stage2:") and "benchmark=resnet32-tiny10, strategy=weight_balancing" in stage2
     assert posthoc.startswith("rule posthoc:") and "benchmark=resnet32-tiny10, strategy=la_posthoc" in posthoc
     again = results_cli(wf, "import", str(wf.root / "runs.tar.gz"))  # the same archive again fixes it
     assert "checked: a dry run" in again.stdout
@@ -77,7 +80,8 @@ def test_import_plans_no_training_and_makes_the_same_table(imported, tiny_run: W
     assert {rule for rule, _ in jobs} == {"metrics", "table"}, jobs
     assert len([1 for rule, _ in jobs if rule == "metrics"]) == len(BENCHMARKS) * len(IMPORTED)
     wf.snakemake("--cores", "2", *TARGETS)
-    assert not (wf.root / "results/logs/train").exists() and not list(wf.root.glob("results/runs/**/model.pt"))
+    assert not (wf.root / "results/logs/train").exists()
+    assert {p.parent.parent.name for p in wf.root.glob("results/runs/**/model.pt")} == {"ce"}, "only the stage-2 input"
     for bench in BENCHMARKS:
         for strategy in IMPORTED:
             run = f"results/runs/{bench}/{strategy}/seed0/metrics.json"
@@ -148,7 +152,7 @@ HISTORY = json.dumps({"benchmark": {"name": "resnet32-tiny10"}, "strategy": {"na
 @pytest.mark.parametrize("members, link, message", [
     ({"results/runs/../../evil/history.json": b"x"}, None, "not a plain relative path"),
     ({"/etc/history.json": b"x"}, None, "not a plain relative path"),
-    ({f"{RUN}/model.pt": b"x"}, None, "only results/runs/<benchmark>/<strategy>/seed<k>/"),
+    ({f"{RUN}/checkpoint.pt": b"x"}, None, "only results/runs/<benchmark>/<strategy>/seed<k>/"),
     ({"results/other/history.json": b"x"}, None, "only results/runs/"),
     ({f"{RUN}/history.json": HISTORY}, f"{RUN}/predictions.npz", "not a regular file"),
     ({f"{RUN}/history.json": HISTORY}, None, "run resnet32-tiny10/ce/seed0 lacks predictions.npz"),

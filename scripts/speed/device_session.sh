@@ -93,11 +93,21 @@ PY
             echo "== $strategy and after: not trained, 7 archives are waiting (a call brings back 8 files)"
             break
         fi
-        stage=$($PY -c "import sys; sys.path.insert(0, 'scripts'); from ltbench import config as c
-print(c.strategy(c.load_config(sys.argv[1]), sys.argv[2]).stage)" "$KEEP/full.yaml" "$strategy") || {
+        # how the unit is made, and whether a stage 2 of the config builds on it (then its weights go back too)
+        read -r stage model < <($PY - "$KEEP/full.yaml" "$strategy" <<'PY'
+import sys
+sys.path.insert(0, "scripts")
+from ltbench import config as c
+config = c.load_config(sys.argv[1])
+name, specs = sys.argv[2], [c.strategy(config, s) for s in config["strategies"]]
+upstream = any(spec.stage == "stage2" and spec.upstream == name for spec in specs)
+print(c.strategy(config, name).stage, "--with-model" if upstream else "")
+PY
+)
+        if [ -z "$stage" ]; then
             echo "== $strategy: not a strategy of the config, skipped"
             continue
-        }
+        fi
         if [ "$stage" = posthoc ]; then
             echo "== $strategy: post hoc, no training (made after import, from its base run's predictions)"
             continue
@@ -106,8 +116,8 @@ print(c.strategy(c.load_config(sys.argv[1]), sys.argv[2]).stage)" "$KEEP/full.ya
             step "$strategy-seeds-${seeds// /-}" 500 $PY scripts/train.py --config "$KEEP/full.yaml" \
                 --benchmark "$BENCHMARK" --strategy "$strategy" $(printf -- "--seed %s " $seeds)
         done
-        # the unit's own files (no model weights), as soon as it is done: one archive, or one per run
-        $PY scripts/speed/pack_runs.py --benchmark "$BENCHMARK" --strategy "$strategy" --out-dir "$OUT"
+        # the unit's own files, as soon as it is done: one archive, or one per run
+        $PY scripts/speed/pack_runs.py --benchmark "$BENCHMARK" --strategy "$strategy" --out-dir "$OUT" $model
     done
     ;;
 esac

@@ -7,11 +7,12 @@
 ``import`` takes the archives that ``scripts/speed/device_session.sh call2`` brings back (one per unit, or
 per run for large ones: ``scripts/speed/pack_runs.py``; members
 ``results/runs/<benchmark>/<strategy>/seed<k>/{history.json,predictions.npz}``, and ``model.pt`` for a run
-that a stage 2 builds on), writes their runs into
-the working tree and gives them the current time as mtime, so that Snakemake does not take the
-local data (materialized earlier, hence older) or scripts for newer inputs and retrain. Snakemake
-has no metadata for these files, which is not a rerun reason: only the mtime and missing-output
-triggers apply, and the dry run that ``import`` ends with checks that nothing is retrained.
+that a stage 2 builds on), writes their runs into the working tree and gives them the current time
+as mtime, so that Snakemake does not take the local data (materialized earlier, hence older) or
+scripts for newer inputs and retrain. It drops any record Snakemake kept of those files from a local
+training (``--cleanup-metadata``), and gives a local training's model.pt and time record of the same
+run the same time. Without a record only the mtime and missing-output triggers apply, and the dry run
+that ``import`` ends with checks that none of the imported runs is retrained.
 
 ``publish`` copies every run's metrics.json and history.json (never predictions.npz: it holds the
 test set's logits) to ``docs/results/runs/``, then rebuilds ``docs/results/table.{md,csv,tex}``
@@ -41,6 +42,10 @@ from ltbench.io import atomic_path, read_json, write_text
 
 RUN_FILES = ("history.json", "predictions.npz")  # what the device brings back per run
 MODEL_FILE = "model.pt"  # and for a run that a stage 2 builds on, its final weights (the stage 2's input)
+# Snakemake's time record of a local training job (its ``benchmark:`` file, per run or per packed job); Snakemake
+# counts it among the job's outputs when it compares times (rules/train.smk)
+TIMINGS = ("results/timings/train/{benchmark}/{strategy}/seed{seed}.tsv",
+           "results/timings/train/{benchmark}/{strategy}/seeds.tsv")
 PUBLISHED_FILES = ("metrics.json", "history.json")  # what a run leaves in docs/results/
 PROVENANCE_KEYS = ("commit", "torch_version", "device_name", "train_seconds")
 BENCHMARK_FIGURES = ("per_class", "shots", "curves")  # rule plot_benchmark's outputs
@@ -158,15 +163,25 @@ def check_data(key: RunKey, history: dict[str, Any]) -> str | None:
     return None
 
 
+def timings(key: RunKey) -> list[Path]:
+    """The time records of local training jobs that made ``key`` (``TIMINGS``) that exist here."""
+    paths = (Path(t.format(benchmark=key.benchmark, strategy=key.strategy, seed=key.seed)) for t in TIMINGS)
+    return [path for path in paths if path.is_file()]
+
+
 def write_run(key: RunKey, files: dict[str, bytes], replace: bool) -> list[Path]:
     """Write one run's files atomically; identical files are left alone. A different existing run is
     replaced only with ``replace`` (then its model.pt, from the replaced training, is removed unless the
-    archive brings the new one)."""
+    archive brings the new one, and so is that training's time record)."""
     changed = [name for name, data in files.items()
                if not (key.path / name).is_file() or (key.path / name).read_bytes() != data]
     existing = [name for name in changed if (key.path / name).exists()]
     if existing and not replace:
         raise ResultsError(f"{key} already exists here with other {', '.join(existing)}; use --replace")
+    if existing:
+        for stale in timings(key):
+            stale.unlink()
+            print(f"removed {stale} (the time record of the replaced training)")
     if existing and MODEL_FILE not in files and (key.path / MODEL_FILE).exists():
         (key.path / MODEL_FILE).unlink()
         print(f"removed {key.path / 'model.pt'} (from the replaced training)")
@@ -194,8 +209,13 @@ def import_runs(archives: list[Path], replace: bool = False) -> tuple[list[RunKe
         if (warning := check_data(key, history)) and warning not in warnings:
             warnings.append(warning)
     written = [path for key, files in sorted(runs.items()) for path in write_run(key, files, replace)]
+    # a model.pt or time record already here belongs to the same training (write_run removes those a replaced
+    # run leaves): Snakemake counts them among the job's outputs, so they get the same time, or it would see
+    # that job as outdated
+    written += [key.path / MODEL_FILE for key in runs if (key.path / MODEL_FILE).is_file()]
+    written += [path for key in runs for path in timings(key)]
     now = time.time_ns()
-    for path in written:
+    for path in set(written):
         os.utime(path, ns=(now, now))
     return sorted(runs), warnings
 
@@ -236,6 +256,20 @@ def workflow_config(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]
     return cfg.load_config("config.yaml", *overlays), overlays
 
 
+def forget_records(runs: list[RunKey], settings: list[str]) -> None:
+    """Drop what Snakemake recorded here about the imported runs' files (``--cleanup-metadata``): they were
+    made elsewhere, and a record of an earlier local training (its time, params, code) would make Snakemake
+    judge them by it. Without a record Snakemake goes by the files' times, which ``import_runs`` set."""
+    paths = [str(key.path / name) for key in runs for name in (*RUN_FILES, MODEL_FILE) if (key.path / name).is_file()]
+    if not Path(".snakemake/metadata").is_dir():
+        return
+    proc = subprocess.run([sys.executable, "-m", "snakemake", *settings, "--cleanup-metadata", *paths],
+                          capture_output=True, text=True)
+    # it cleans every record there is, then names the files that had none: no record to drop is fine
+    if proc.returncode != 0 and "because the metadata was not present" not in proc.stderr:
+        raise ResultsError(f"snakemake --cleanup-metadata failed:\n{proc.stdout}\n{proc.stderr}")
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     """``import``: write the runs, print the command that makes their metrics and table, and (unless
     ``--no-check``) check with a dry run that making the imported runs' metrics retrains none of them."""
@@ -245,6 +279,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     for warning in warnings + [f"no run {k} here: the table target would train it" for k in missing_runs(config, runs)]:
         print(f"warning: {warning}", file=sys.stderr)
     settings = ["--config", matrix_arg(config, runs)] + (["--configfile", *overlays] if overlays else [])
+    forget_records(runs, settings)
     print("next: snakemake --cores 2 " + shlex.join(["results/table.md", *settings]))
     if args.no_check:
         return 0

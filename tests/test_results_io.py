@@ -90,6 +90,17 @@ def test_import_plans_no_training_and_makes_the_same_table(imported, tiny_run: W
     assert wf.planned_jobs(*TARGETS) == set(), "after the metrics and table, nothing is left to do"
 
 
+def test_import_into_the_tree_that_trained_the_runs_plans_no_training(tiny_run: Workflow, tmp_path):
+    """There each run's model.pt is already here, and not in the archive unless a stage 2 builds on it: it is
+    an output of the same job and must not be left older than the imported weights it was trained from."""
+    root = tmp_path / "same"
+    shutil.copytree(tiny_run.root, root, symlinks=True)
+    archive = tmp_path / "runs.tar.gz"
+    pack_runs(root, archive)
+    proc = results_cli(Workflow(root, tiny_run.env, tiny_run.configfiles), "import", str(archive))
+    assert "checked: a dry run for the imported runs' metrics plans no" in proc.stdout
+
+
 def test_publish_copies_results_without_predictions(imported):
     wf, _ = imported
     wf.snakemake("--cores", "2", *TARGETS)  # no-op when the test above ran first

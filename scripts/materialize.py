@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--ratio", type=cfg.parse_ratio, required=True, help="a number, or natural")
     args = parser.parse_args(argv)
-    config = cfg.load_config(*cli.config_files(args))
+    config = cli.read_config(args)
     out = cfg.DATA_DIR.format(data_id=cfg.data_id(args.dataset, args.ratio))
     materialize_from_config(config, args.dataset, args.ratio, f"{out}/index.json", f"{out}/cache.npz")
 

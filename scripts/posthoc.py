@@ -35,7 +35,7 @@ def posthoc(config: dict, strategy: str, base_history: str, base_predictions: st
 def main(argv: list[str] | None = None) -> None:
     parser = cli.run_parser(__doc__)
     args = parser.parse_args(argv)
-    config = cfg.load_config(*cli.config_files(args))
+    config = cli.read_config(args)
     base = cfg.RUN_DIR.format(benchmark=args.benchmark, strategy=cfg.strategy(config, args.strategy).upstream,
                               seed=args.seed)
     out = cfg.RUN_DIR.format(benchmark=args.benchmark, strategy=args.strategy, seed=args.seed)

@@ -38,10 +38,9 @@ from typing import Any
 
 from ltbench import cli
 from ltbench import config as cfg
+from ltbench.config import MODEL_FILE, RUN_FILES
 from ltbench.io import atomic_path, read_json, write_text
 
-RUN_FILES = ("history.json", "predictions.npz")  # what the device brings back per run
-MODEL_FILE = "model.pt"  # and for a run that a stage 2 builds on, its final weights (the stage 2's input)
 # Snakemake's time record of a local training job (its ``benchmark:`` file, per run or per packed job); Snakemake
 # counts it among the job's outputs when it compares times (rules/train.smk)
 TIMINGS = ("results/timings/train/{benchmark}/{strategy}/seed{seed}.tsv",
@@ -260,9 +259,9 @@ def forget_records(runs: list[RunKey], settings: list[str]) -> None:
     """Drop what Snakemake recorded here about the imported runs' files (``--cleanup-metadata``): they were
     made elsewhere, and a record of an earlier local training (its time, params, code) would make Snakemake
     judge them by it. Without a record Snakemake goes by the files' times, which ``import_runs`` set."""
-    paths = [str(key.path / name) for key in runs for name in (*RUN_FILES, MODEL_FILE) if (key.path / name).is_file()]
     if not Path(".snakemake/metadata").is_dir():
         return
+    paths = [str(key.path / name) for key in runs for name in (*RUN_FILES, MODEL_FILE) if (key.path / name).is_file()]
     proc = subprocess.run([sys.executable, "-m", "snakemake", *settings, "--cleanup-metadata", *paths],
                           capture_output=True, text=True)
     # it cleans every record there is, then names the files that had none: no record to drop is fine

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--log", default=None, help="write progress here instead of the terminal")
     args = parser.parse_args(argv)
-    config = cfg.load_config(*cli.config_files(args))
+    config = cli.read_config(args)
     specs = [make_spec(config, args.benchmark, args.strategy, seed, args.threads,
                        default_paths(config, args.benchmark, args.strategy, seed)) for seed in args.seed]
     with redirect_to_log(args.log):

@@ -1,6 +1,9 @@
 """Command-line arguments shared by the entry scripts that run one (benchmark, strategy, seed)."""
 
 import argparse
+from typing import Any
+
+from ltbench import config as cfg
 
 
 CONFIG_HELP = ("config file (default config.yaml); repeat to merge several in order, key by key as"
@@ -17,6 +20,11 @@ def add_config(parser: argparse.ArgumentParser, help: str = CONFIG_HELP) -> None
 def config_files(args: argparse.Namespace) -> list[str]:
     """The ``--config`` files given, or config.yaml."""
     return args.config or ["config.yaml"]
+
+
+def read_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The config of ``config_files``, merged in order (``ltbench.config.load_config``)."""
+    return cfg.load_config(*config_files(args))
 
 
 def run_parser(doc: str, several_seeds: bool = False) -> argparse.ArgumentParser:

@@ -180,3 +180,7 @@ DATA_DIR = "results/data/{data_id}"
 RUN_DIR = "results/runs/{benchmark}/{strategy}/seed{seed}"
 CHECKPOINT = "results/checkpoints/{benchmark}/{strategy}/seed{seed}.pt"
 TABLE_DIR = "results"
+# A run's results, what a GPU session brings back of it (scripts/speed/pack_runs.py, scripts/results.py import);
+# and its final weights, which come back too for a run that a stage 2 builds on (the stage 2's input)
+RUN_FILES = ("history.json", "predictions.npz")
+MODEL_FILE = "model.pt"

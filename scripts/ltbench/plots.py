@@ -28,7 +28,6 @@ from ltbench.shots import FEW_BELOW, GROUPS, MANY_ABOVE, shot_group  # noqa: E40
 # on white), then five tab10 colours unlike them. Past 12 strategies the colours repeat, dashed.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000",
            "#9467BD", "#8C564B", "#7F7F7F", "#BCBD22", "#D62728"]
-SHOT_GROUPS = GROUPS
 SHOT_RULES = {"many": f"> {MANY_ABOVE}", "medium": f"{FEW_BELOW}-{MANY_ABOVE}", "few": f"< {FEW_BELOW}"}
 # Above this many classes, figures drop per-class labels and cell values.
 LABELLED_CLASSES = 20
@@ -417,9 +416,9 @@ def shot_figure(shots: dict[str, list[dict[str, float | None]]], class_counts: S
     fig = Figure(figsize=(9 if labelled else 12, 4.5 if len(shots) <= 12 else 6.5), layout="constrained")
     ax = fig.subplots()
     width = 0.8 / max(1, len(shots))
-    x = np.arange(len(SHOT_GROUPS))
+    x = np.arange(len(GROUPS))
     for i, (name, runs) in enumerate(shots.items()):
-        values = np.array([[np.nan if r[g] is None else r[g] for g in SHOT_GROUPS] for r in runs], dtype=float)
+        values = np.array([[np.nan if r[g] is None else r[g] for g in GROUPS] for r in runs], dtype=float)
         mean = values.mean(axis=0)
         has = ~np.isnan(mean)  # a group without classes gets no bar
         xs = x[has] + (i - (len(shots) - 1) / 2) * width
@@ -430,9 +429,9 @@ def shot_figure(shots: dict[str, list[dict[str, float | None]]], class_counts: S
                 ax.scatter(xs, seed_values, s=10, color="black", zorder=3, linewidths=0, clip_on=False)
         if labelled:
             bar_labels(ax, xs, mean[has], np.nanmax(values[:, has], axis=0))
-    tick_labels = [f"{g}-shot\n({SHOT_RULES[g]} images)\n{plural(groups.count(g), 'class')}" for g in SHOT_GROUPS]
+    tick_labels = [f"{g}-shot\n({SHOT_RULES[g]} images)\n{plural(groups.count(g), 'class')}" for g in GROUPS]
     ax.set_xticks(x, tick_labels)
-    ax.set_xlim(-0.5, len(SHOT_GROUPS) - 0.5)
+    ax.set_xlim(-0.5, len(GROUPS) - 0.5)
     ax.set_ylim(0, 100)
     dots = " (dots: seeds)" if any(len(runs) > 1 for runs in shots.values()) else ""
     ax.set(ylabel="test accuracy at the best epoch (%)", title=f"{title}\nshot-group accuracy, mean over seeds{dots}")
@@ -461,7 +460,7 @@ def class_histogram_figure(class_counts: Sequence[int], classes: Sequence[str], 
     ax = fig.subplots()
     ax.bar(np.arange(len(class_counts)), class_counts, width=0.85, color=[group_colors[g] for g in groups])
     legend = [Patch(color=group_colors[g], label=f"{g}-shot ({SHOT_RULES[g]} images): {plural(groups.count(g), 'class')}")
-              for g in SHOT_GROUPS]
+              for g in GROUPS]
     size_axis(ax, "y", class_counts)
     if len(classes) <= LABELLED_CLASSES:
         ax.set_xticks(np.arange(len(classes)), classes, rotation=45, ha="right")

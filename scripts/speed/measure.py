@@ -209,7 +209,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default=None, help="write all numbers here as JSON")
     args = parser.parse_args(argv)
     trainers = [parse_trainer(t) for t in args.trainers.split(",")]
-    config = cfg.load_config(*cli.config_files(args))
+    config = cli.read_config(args)
     recipe = replace(Recipe(**config["recipe"]), epochs=args.epochs)
     bench = cfg.benchmark(config, args.benchmark)
     index = read_json(cfg.DATA_DIR.format(data_id=bench.data_id) + "/index.json")

@@ -21,8 +21,10 @@ import sys
 import tarfile
 from pathlib import Path
 
-RUN_FILES = ("history.json", "predictions.npz")
-MODEL_FILE = "model.pt"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ltbench.config import MODEL_FILE, RUN_FILES  # noqa: E402
+
 SEED_FOLDER = re.compile(r"seed(\d+)")
 
 

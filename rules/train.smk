@@ -24,6 +24,7 @@ rule train:
         benchmark=benchmark_params,
         strategy=strategy_params,
         recipe=config["recipe"],
+        precision=config["train"]["precision"],
     script:
         "../scripts/train.py"
 

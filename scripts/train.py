@@ -31,6 +31,7 @@ def make_spec(config: dict, benchmark: str, strategy: str, seed: int, threads: i
         checkpoint_path=cfg.CHECKPOINT.format(benchmark=benchmark, strategy=strategy, seed=seed),
         checkpoint_every=config["train"]["checkpoint_every"],
         compile=config["train"].get("compile") or None,
+        precision=config["train"].get("precision", "auto"),
         strategy_timeout=config["train"].get("strategy_timeout", strategies.TIMEOUT),
         **paths,
     )

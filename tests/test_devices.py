@@ -1,11 +1,17 @@
-"""Device choice: each job claims the least-used GPU; claims of dead processes do not count."""
+"""Device choice: each job claims the least-used GPU; claims of dead processes do not count. Precision:
+bf16 where the device computes it natively."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 
-from ltbench.devices import claim_gpu
+import pytest
+import torch
+
+from ltbench.devices import DeviceError, claim_gpu, cpu_computes_bf16, resolve_precision
+
+CPU = torch.device("cpu")
 
 
 def dead_pid() -> int:
@@ -27,3 +33,30 @@ def test_claims_spread_over_gpus_and_dead_claims_are_dropped(tmp_path):
 def test_single_gpu_needs_no_claim(tmp_path):
     assert claim_gpu(1, tmp_path) == 0
     assert list(tmp_path.iterdir()) == []
+
+
+def cpuinfo(tmp_path, flags: str):
+    path = tmp_path / "cpuinfo"
+    path.write_text(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu sse2 avx2 {flags}\n\n"
+                    f"processor\t: 1\nflags\t\t: fpu sse2 avx2 {flags}\n")
+    return str(path)
+
+
+def test_auto_precision_is_bf16_only_on_a_cpu_that_computes_it(tmp_path):
+    (tmp_path / "a").mkdir()
+    with_bf16 = cpuinfo(tmp_path / "a", "avx512f avx512_bf16")
+    assert resolve_precision("auto", CPU, with_bf16) == "bf16"
+    (tmp_path / "b").mkdir()
+    amx = cpuinfo(tmp_path / "b", "amx_tile amx_bf16")
+    assert resolve_precision("auto", CPU, amx) == "bf16"
+    (tmp_path / "c").mkdir()
+    without = cpuinfo(tmp_path / "c", "avx512f avx512bw")  # AVX-512 but no bf16 instruction: emulated, slower
+    assert not cpu_computes_bf16(without) and resolve_precision("auto", CPU, without) == "fp32"
+    assert resolve_precision("auto", CPU, str(tmp_path / "absent")) == "fp32"  # not Linux: no cpuinfo
+    assert resolve_precision("auto", torch.device("cuda"), without) == "bf16"  # every GPU we train on has bf16
+    assert resolve_precision("bf16", CPU, without) == "bf16" and resolve_precision("fp32", CPU, with_bf16) == "fp32"
+
+
+def test_unknown_precision_is_named():
+    with pytest.raises(DeviceError, match="unknown precision 'fp16'; choose one of auto, bf16, fp32"):
+        resolve_precision("fp16", CPU)

@@ -1,4 +1,4 @@
-"""Pick the device a training job runs on.
+"""Pick the device a training job runs on, and the precision it computes in.
 
 Snakemake does not set CUDA_VISIBLE_DEVICES, so with several GPUs (or several jobs
 per GPU) each job claims the visible GPU that the fewest live jobs have claimed.
@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 
 DEVICE_CHOICES = ("auto", "cuda", "cpu")
+PRECISION_CHOICES = ("auto", "bf16", "fp32")
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # x86 instructions that compute bf16 natively
 CLAIM_DIR = Path(os.environ.get("LTBENCH_GPU_CLAIMS", Path(tempfile.gettempdir()) / "ltbench-gpu-claims"))
 
 
@@ -71,3 +73,27 @@ def claim_gpu(count: int, claim_dir: Path = CLAIM_DIR) -> int:
         mine.touch()
     atexit.register(mine.unlink, missing_ok=True)
     return choice
+
+
+def cpu_computes_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """True if the CPU has a native bf16 instruction (``CPU_BF16_FLAGS`` among the ``flags`` of
+    ``cpuinfo``); False where that file is absent (not Linux) or lists neither: there bf16 is
+    emulated and slower than float32."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return False
+    flags = {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[-1].split()}
+    return any(flag in flags for flag in CPU_BF16_FLAGS)
+
+
+def resolve_precision(preference: str, device: torch.device, cpuinfo: str = "/proc/cpuinfo") -> str:
+    """``bf16`` or ``fp32``: what a training on ``device`` computes in. ``auto`` is bf16 on a GPU and on a
+    CPU that computes bf16 natively (``cpu_computes_bf16``), fp32 elsewhere; ``bf16`` and ``fp32`` are
+    taken as they are. bf16 means autocast (convolutions and matrix products in bf16, the loss, batch
+    norm statistics and weights in float32) and channels_last activations."""
+    if preference not in PRECISION_CHOICES:
+        raise DeviceError(f"unknown precision {preference!r}; choose one of {', '.join(PRECISION_CHOICES)}")
+    if preference != "auto":
+        return preference
+    return "bf16" if device.type == "cuda" or cpu_computes_bf16(cpuinfo) else "fp32"

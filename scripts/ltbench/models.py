@@ -1,9 +1,11 @@
-"""The two benchmark architectures, CIFAR variants, built for one run or for R runs packed.
+"""The benchmark architectures, CIFAR variants, built for one run or for R runs packed.
 
 - ``resnet32``: He et al. (2016) CIFAR ResNet: a 3x3 16-channel stem, 3 stages x 5
   basic blocks with 16/32/64 channels, option-A shortcuts (stride-2 subsampling plus
   zero-padded channels, no parameters), global average pooling, a linear head.
   Kaiming-normal initialisation as in kaidic/LDAM-DRW. 464,154 parameters for 10 classes.
+- ``resnet<6n+2>``: the same family at other depths, n basic blocks per stage (``RESNET_DEPTHS``:
+  8, 14, 20, 32, 44, 56, 110); with 10 classes ResNet-8 has 75,290 parameters and ResNet-20 269,722.
 - ``vgg16bn``: VGG-16 with batch norm: 13 conv3x3(+bias)+BN+ReLU layers and 5 max-pools,
   which leave a 1x1x512 map at 32x32 (global average pooling makes larger inputs work too);
   the head is a single linear layer 512 -> C (the common CIFAR variant, e.g.
@@ -157,7 +159,23 @@ class VGGCifar(nn.Module):
         return self.fc(self.forward_features(x))
 
 
-ARCHITECTURES = {"resnet32": ResNetCifar, "vgg16bn": VGGCifar}  # the registry; the schema's enum must match
+RESNET_DEPTHS = (8, 14, 20, 32, 44, 56, 110)  # He et al.'s CIFAR ResNets: depth 6n + 2, n blocks per stage
+
+
+def cifar_resnet(depth: int):
+    """The CIFAR ResNet of ``depth`` = 6n + 2 layers (n = (depth - 2) / 6 basic blocks per stage)."""
+    blocks, rest = divmod(depth - 2, 6)
+    if rest or blocks < 1:
+        raise ValueError(f"a CIFAR ResNet has depth 6n + 2 (8, 14, 20, ...), not {depth}")
+
+    def build(num_classes: int, head: str = "linear", runs: int = 1) -> ResNetCifar:
+        return ResNetCifar(num_classes, blocks=blocks, head=head, runs=runs)
+
+    return build
+
+
+# the registry; the schema's enum must match
+ARCHITECTURES = {**{f"resnet{d}": cifar_resnet(d) for d in RESNET_DEPTHS}, "vgg16bn": VGGCifar}
 ARCHS = tuple(ARCHITECTURES)
 
 

@@ -10,7 +10,7 @@ runs' losses and calling ``backward`` gives each run its own gradient (a run's l
 depend on the others' parameters), and SGD with momentum and weight decay is elementwise,
 so one optimizer over the packed tensors steps every run as its own optimizer would.
 
-Batch norm is a real ``BatchNorm2d`` (no ``vmap``), so under CUDA autocast it takes bf16
+Batch norm is a real ``BatchNorm2d`` (no ``vmap``), so under bf16 autocast it takes bf16
 activations with float32 parameters and running statistics like any single model does.
 """
 
@@ -115,10 +115,10 @@ class Runs:
 
 
 def build_runs(arch: str, num_classes: int, head: str, seeds: list[int], device: torch.device,
-               init_paths: list[str | None], head_bias: float | None = None) -> Runs:
+               init_paths: list[str | None], head_bias: float | None = None, channels_last: bool = False) -> Runs:
     """``Runs`` of one model per seed, each initialised from ``torch.manual_seed(seed)`` exactly as a
     lone run is (head bias set to ``head_bias`` if given), or loaded from its ``init_paths`` entry;
-    channels_last on CUDA."""
+    activations channels_last if ``channels_last``."""
     models = []
     for seed, init in zip(seeds, init_paths):
         torch.manual_seed(seed)
@@ -130,8 +130,7 @@ def build_runs(arch: str, num_classes: int, head: str, seeds: list[int], device:
         if init:
             model.load_state_dict(torch.load(init, map_location="cpu", weights_only=True))
         models.append(model.to(device))
-    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-    return Runs(models, arch, num_classes, head, fmt)
+    return Runs(models, arch, num_classes, head, torch.channels_last if channels_last else torch.contiguous_format)
 
 
 def optimizer_state(optimizer: torch.optim.Optimizer, run: int, runs: int) -> dict[str, Any]:

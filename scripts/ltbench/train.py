@@ -24,7 +24,7 @@ from ltbench.constraints import MaxNorm
 from ltbench.strategies import Method
 from ltbench.config import Benchmark, Strategy, format_ratio
 from ltbench.data import DataError, load_cache
-from ltbench.devices import select_device
+from ltbench.devices import resolve_precision, select_device
 from ltbench.samplers import InstanceSampler
 from ltbench.replicas import build_runs, check_compile_mode, optimizer_state, stack_optimizer_states
 from ltbench.io import atomic_path, read_json, write_json
@@ -68,6 +68,7 @@ class RunSpec:
     checkpoint_every: int = 0
     init_model_path: str | None = None  # stage 2: start from this run's final weights
     compile: str | None = None  # torch.compile mode (ltbench.replicas.COMPILE_MODES); None: eager
+    precision: str = "auto"  # ltbench.devices.PRECISION_CHOICES: auto, bf16 or fp32
     compile_backend: str = "inductor"
     strategy_timeout: float = strategies.TIMEOUT  # seconds each strategy function may take
 
@@ -163,13 +164,15 @@ class Trainer:
         self.std = torch.tensor(prep.index["std"], device=self.device)
         self.offsets = None if self.method.logit_offsets is None else self.method.logit_offsets.to(self.device)
         self.cuda = self.device.type == "cuda"
+        self.precision = resolve_precision(spec.precision, device)
         self.cudagraphs = self.cuda and spec.compile == "reduce-overhead"
 
         if self.cuda:  # three static shapes (full batch, last batch, evaluation): let cuDNN pick its kernels
             torch.backends.cudnn.benchmark = True
         self.generators = [torch.Generator(device=self.device).manual_seed(s.seed) for s in specs]
         self.model = build_runs(spec.benchmark.arch, self.num_classes, self.method.head, [s.seed for s in specs],
-                                self.device, [s.init_model_path for s in specs], self.method.head_bias)
+                                self.device, [s.init_model_path for s in specs], self.method.head_bias,
+                                channels_last=self.cuda or self.precision == "bf16")
         self.model.compile(spec.compile, spec.compile_backend)
         params = self.model.trainable(self.method.trainable == "classifier")
         self.optimizer = torch.optim.SGD(
@@ -182,7 +185,8 @@ class Trainer:
         return augment.normalize(images, self.mean, self.std)
 
     def _autocast(self):
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.cuda)
+        """bf16 autocast on the job's device where its precision is bf16; a no-op in fp32."""
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
     def _step_begin(self) -> None:
         """Tell CUDA-graph trees a new step starts, so the last step's outputs may be overwritten."""
@@ -409,7 +413,7 @@ def check_pack(specs: list[RunSpec]) -> None:
     if not specs:
         raise ValueError("no runs to train")
     shared = ("benchmark", "strategy", "recipe", "device", "threads", "index_path", "cache_path", "checkpoint_every",
-              "compile", "compile_backend")
+              "compile", "compile_backend", "precision")
     for spec in specs[1:]:
         differs = [name for name in shared if getattr(spec, name) != getattr(specs[0], name)]
         if differs:
@@ -441,9 +445,11 @@ def _train(specs: list[RunSpec], prep: Prepared, device: torch.device) -> list[d
     slurm_job = os.environ.get("SLURM_JOB_ID")
     print(f"[{', '.join(tags)}] {len(trainer.train_y)} train / {len(trainer.test_y)} test images on {device}"
           f" ({device_name})" + (f", SLURM job {slurm_job}" if slurm_job else ""))
-    print(f"[{', '.join(tags)}] {len(specs)} run(s) side by side, compile: {specs[0].compile or 'off'}")
+    print(f"[{', '.join(tags)}] {len(specs)} run(s) side by side, compile: {specs[0].compile or 'off'},"
+          f" precision: {trainer.precision}")
     descriptions = [run_description(spec, prep) for spec in specs]
-    stamps = [checkpoint.fingerprint({**d, "index": prep.index["checksums"]}, spec.strategy.source)
+    stamps = [checkpoint.fingerprint({**d, "index": prep.index["checksums"], "precision": trainer.precision},
+                                     spec.strategy.source)
               for d, spec in zip(descriptions, specs)]
     histories = trainer.resume(stamps)
     if histories[0].epochs:
@@ -459,6 +465,7 @@ def _train(specs: list[RunSpec], prep: Prepared, device: torch.device) -> list[d
         "host": platform.node(),
         "slurm_job_id": slurm_job,
         "compile": specs[0].compile,
+        "precision": trainer.precision,
         "trained_with_seeds": [spec.seed for spec in specs],
         "data_checksums": prep.index["checksums"],
     }

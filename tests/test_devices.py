@@ -60,3 +60,12 @@ def test_auto_precision_is_bf16_only_on_a_cpu_that_computes_it(tmp_path):
 def test_unknown_precision_is_named():
     with pytest.raises(DeviceError, match="unknown precision 'fp16'; choose one of auto, bf16, fp32"):
         resolve_precision("fp16", CPU)
+
+
+def test_a_cpu_run_names_the_cpu_model_and_its_threads(tmp_path):
+    from ltbench.devices import device_name
+
+    info = cpuinfo(tmp_path, "avx2")
+    torch.set_num_threads(1)
+    assert device_name(CPU, info) == "Some CPU, 1 thread"
+    assert device_name(CPU, str(tmp_path / "absent")).endswith(", 1 thread")  # platform.processor() or "CPU"

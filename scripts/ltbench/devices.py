@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import fcntl
 import os
+import platform
 import tempfile
 import warnings
 from pathlib import Path
@@ -75,15 +76,31 @@ def claim_gpu(count: int, claim_dir: Path = CLAIM_DIR) -> int:
     return choice
 
 
+def cpuinfo_field(name: str, cpuinfo: str = "/proc/cpuinfo") -> str | None:
+    """The value of the first ``name : value`` line of ``cpuinfo``; None where the file or the line is absent."""
+    try:
+        lines = Path(cpuinfo).read_text().splitlines()
+    except OSError:
+        return None
+    return next((line.split(":", 1)[1].strip() for line in lines
+                 if ":" in line and line.split(":", 1)[0].strip() == name), None)
+
+
+def device_name(device: torch.device, cpuinfo: str = "/proc/cpuinfo") -> str:
+    """What a run's provenance names its device by: the GPU's name, or the CPU's model (``/proc/cpuinfo``,
+    else ``platform.processor()``) and the threads torch computes with, e.g. ``AMD EPYC, 1 thread``."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    threads = torch.get_num_threads()
+    model = cpuinfo_field("model name", cpuinfo) or platform.processor() or "CPU"
+    return f"{model}, {threads} thread{'s' if threads > 1 else ''}"
+
+
 def cpu_computes_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """True if the CPU has a native bf16 instruction (``CPU_BF16_FLAGS`` among the ``flags`` of
     ``cpuinfo``); False where that file is absent (not Linux) or lists neither: there bf16 is
     emulated and slower than float32."""
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        return False
-    flags = {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[-1].split()}
+    flags = (cpuinfo_field("flags", cpuinfo) or "").split()
     return any(flag in flags for flag in CPU_BF16_FLAGS)
 
 

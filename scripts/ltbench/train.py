@@ -24,7 +24,7 @@ from ltbench.constraints import MaxNorm
 from ltbench.strategies import Method
 from ltbench.config import Benchmark, Strategy, format_ratio
 from ltbench.data import DataError, load_cache
-from ltbench.devices import resolve_precision, select_device
+from ltbench.devices import device_name, resolve_precision, select_device
 from ltbench.samplers import InstanceSampler
 from ltbench.replicas import build_runs, check_compile_mode, optimizer_state, stack_optimizer_states
 from ltbench.io import atomic_path, read_json, write_json
@@ -441,10 +441,10 @@ def _train(specs: list[RunSpec], prep: Prepared, device: torch.device) -> list[d
     start = time.perf_counter()
     trainer = Trainer(specs, prep, device)
     tags = [f"{spec.benchmark.name}/{spec.strategy.name}/seed{spec.seed}" for spec in specs]
-    device_name = torch.cuda.get_device_name(device) if trainer.cuda else platform.processor() or "cpu"
+    named = device_name(device)
     slurm_job = os.environ.get("SLURM_JOB_ID")
     print(f"[{', '.join(tags)}] {len(trainer.train_y)} train / {len(trainer.test_y)} test images on {device}"
-          f" ({device_name})" + (f", SLURM job {slurm_job}" if slurm_job else ""))
+          f" ({named})" + (f", SLURM job {slurm_job}" if slurm_job else ""))
     print(f"[{', '.join(tags)}] {len(specs)} run(s) side by side, compile: {specs[0].compile or 'off'},"
           f" precision: {trainer.precision}")
     descriptions = [run_description(spec, prep) for spec in specs]
@@ -461,7 +461,7 @@ def _train(specs: list[RunSpec], prep: Prepared, device: torch.device) -> list[d
         "commit": git_commit(),
         "torch_version": torch.__version__,
         "device": str(device),
-        "device_name": device_name,
+        "device_name": named,
         "host": platform.node(),
         "slurm_job_id": slurm_job,
         "compile": specs[0].compile,

@@ -1,8 +1,9 @@
-"""Move results made on a lent GPU into the repository, and publish them under docs/results/.
+"""Move results made on a lent GPU into the repository, and publish runs under docs/results/.
 
     python scripts/results.py import runs-*.tar.gz  # the device's runs -> results/runs/, then a dry-run check
     snakemake --cores 2 results/table.md --config 'matrix={...}' 'seeds=[...]'   # the command import prints
     python scripts/results.py publish              # results/runs/*/metrics.json -> docs/results/
+    python scripts/results.py --config configs/cpu.yaml publish --docs docs/results/cpu  # the CPU-scale runs
 
 ``import`` takes the archives that ``scripts/speed/device_session.sh call2`` brings back (one per unit, or
 per run for large ones: ``scripts/speed/pack_runs.py``; members
@@ -17,7 +18,9 @@ that ``import`` ends with checks that none of the imported runs is retrained.
 ``publish`` copies every run's metrics.json and history.json (never predictions.npz: it holds the
 test set's logits) to ``docs/results/runs/``, then rebuilds ``docs/results/table.{md,csv,tex}``
 and the per-benchmark figures from *all* committed runs with the pipeline's own table and plot
-code, and writes ``docs/results/README.md`` (each unit's seeds, commit, GPU, torch, training time).
+code, and writes ``docs/results/README.md`` (the command that made the runs, and each unit's seeds,
+commit, device, precision, torch, training time). Runs of another scale (the CPU-scale protocol of
+``configs/cpu.yaml``) go to a folder of their own (``--docs``), so that no table mixes scales.
 Run both from the repository root.
 """
 
@@ -360,9 +363,10 @@ def build_tables_and_figures(docs: Path, records: dict[RunKey, dict[str, Any]], 
                                       in_config_order({k.strategy for k in keys}, strategies), reference)
 
 
-def units_readme(records: dict[RunKey, dict[str, Any]]) -> str:
-    """docs/results/README.md: one line per (benchmark, strategy) unit with its seeds and the provenance
-    of its runs (distinct values joined by ``/``), training seconds per seed and in all."""
+def units_readme(records: dict[RunKey, dict[str, Any]], overlays: list[str]) -> str:
+    """docs/results/README.md: the Snakemake command of the config ``overlays`` that trains these runs, then
+    one line per (benchmark, strategy) unit with its seeds and the provenance of its runs (distinct values
+    joined by ``/``), training seconds per seed and in all."""
     units: dict[tuple[str, str], list[tuple[RunKey, dict[str, Any]]]] = {}
     for key, metrics in sorted(records.items()):
         units.setdefault((key.benchmark, key.strategy), []).append((key, metrics["provenance"]))
@@ -370,29 +374,38 @@ def units_readme(records: dict[RunKey, dict[str, Any]]) -> str:
     def distinct(runs, field):
         return " / ".join(dict.fromkeys(str(prov.get(field) or "off") for _, prov in runs))
 
+    configfiles = "".join(f" {path}" for path in overlays)
     lines = [
         "# Results on the real data",
         "",
-        "Measured results of this pipeline, brought in from lent GPU sessions with `python scripts/results.py",
-        "import runs-*.tar.gz` and written here by `python scripts/results.py publish` (do not edit by hand).",
+        "Measured results of this pipeline, trained with",
+        "",
+        f"    snakemake{' --configfile' + configfiles if overlays else ''} --config 'matrix={{benchmarks: [...], "
+        "strategies: [...]}}'",
+        "",
+        "(one unit of the table below at a time, on a lent GPU through `python scripts/results.py import` or",
+        "here) and written here by `python scripts/results.py"
+        + "".join(f" --config {path}" for path in overlays) + " publish` (do not edit by hand).",
         "`table.md` (`table.csv`, `table.tex`) and `plots/benchmarks/` are made by the pipeline's own table and",
         "plot code from every run under `runs/` (its `metrics.json` and `history.json`); no data, images or",
         "test-set predictions are kept here.",
         "",
-        "| benchmark | strategy | seeds | epochs | commit | GPU | torch | compile | training s per seed | training s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| benchmark | strategy | seeds | epochs | commit | device | torch | precision | compile | training s per seed"
+        " | training s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for (bench, strat), runs in units.items():
         seconds = [float(prov["train_seconds"]) for _, prov in runs]
         epochs = " / ".join(dict.fromkeys(str(records[k]["epochs"]) for k, _ in runs))
         lines.append(
             f"| {bench} | {strat} | {', '.join(str(k.seed) for k, _ in runs)} | {epochs} | {distinct(runs, 'commit')}"
-            f" | {distinct(runs, 'device_name')} | {distinct(runs, 'torch_version')} | {distinct(runs, 'compile')}"
+            f" | {distinct(runs, 'device_name')} | {distinct(runs, 'torch_version')} | {distinct(runs, 'precision')}"
+            f" | {distinct(runs, 'compile')}"
             f" | {', '.join(f'{s:.0f}' for s in seconds)} | {sum(seconds):.0f} |")
     return "\n".join(lines) + "\n"
 
 
-def publish(docs: Path, config: dict[str, Any]) -> list[RunKey]:
+def publish(docs: Path, config: dict[str, Any], overlays: list[str]) -> list[RunKey]:
     """Copy every local run with metrics into ``docs``, then rebuild the table, figures and README from all
     published runs; a second call with nothing new changes no byte. Returns the runs copied."""
     runs = local_runs()
@@ -404,13 +417,13 @@ def publish(docs: Path, config: dict[str, Any]) -> list[RunKey]:
     if not records:
         raise ResultsError(f"no run with metrics.json under {RUNS_ROOT}/ or {docs}/runs/: nothing to publish")
     build_tables_and_figures(docs, records, config)
-    write_text(docs / "README.md", units_readme(records))
+    write_text(docs / "README.md", units_readme(records, overlays))
     return runs
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
     """``publish``: copy the runs and rebuild docs/results/."""
-    runs = publish(Path(args.docs), workflow_config(args)[0])
+    runs = publish(Path(args.docs), *workflow_config(args))
     print(f"published {len(runs)} run(s) from {RUNS_ROOT}/ into {args.docs}/")
     return 0
 

@@ -21,7 +21,7 @@ sys.path.insert(0, str(TESTS / "md5_bypass"))
 
 from datagen import write_image_folder, write_tiny  # noqa: E402
 
-WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "profiles", "envs", "report", "config.yaml", ".test")
+WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "profiles", "envs", "report", "config.yaml", "configs", ".test")
 TINY = ".test/tiny/config.yaml"  # merged into config.yaml, as `snakemake --configfile` does
 TINY_RECIPE = yaml.safe_load((REPO / TINY).read_text())["recipe"]
 

@@ -145,7 +145,7 @@ def test_latex_is_booktabs_with_one_cell_per_column(tables):
     body = tex.split(r"\midrule", 1)[1].split(r"\bottomrule")[0]
     data = [line for line in body.splitlines() if line.endswith(r"\\") and r"\multicolumn" not in line]
     assert len(data) == 5 and all(line.count(" & ") == 9 for line in data)
-    assert r"\multicolumn{4}{c}{ResNet-32, CIFAR-10-LT ($\rho=100$)}" in tex
+    assert r"\multicolumn{4}{c}{ResNet-32, CIFAR-10-LT ($\rho=100$, 4 epochs)}" in tex
     assert "weight\\_balancing (stage 2 of wb\\_stage1) &" in tex and "ce (baseline) &" in tex
     assert r"$\mathbf{73.0 \pm 1.0}$" in tex and r"$54.3 \pm 36.7^\dagger$" in tex
     assert r"\textit{logit adjustment}" in tex and "\u2013" not in tex  # no unicode dash in LaTeX

@@ -19,7 +19,7 @@ RUN_COLUMNS = [
     "num_classes", "test_images", "best_test_acc", "best_test_acc_lo", "best_test_acc_hi", "collapsed",
     "best_epoch", "final_test_acc", "many_acc", "medium_acc", "few_acc", "many_classes", "medium_classes",
     "few_classes", "epochs", "val_selected_epoch", "val_selected_val_acc", "val_selected_test_acc",
-    "device_name", "train_seconds", "commit",
+    "device_name", "precision", "train_seconds", "commit",
 ]
 CLASS_COLUMN = "class_acc_{}"  # best-epoch accuracy of class c (classes in label order)
 # Row groups of the table, in this order; a strategy's module declares its TYPE.
@@ -41,7 +41,8 @@ def run_row(r: dict[str, Any]) -> dict[str, Any]:
         **{f"val_selected_{k}": (r.get("val_selected") or {}).get(k) for k in ("epoch", "val_acc", "test_acc")},
         **{f"{g}_acc": r["best_shot_acc"][g] for g in SHOTS},
         **{f"{g}_classes": r["shot_classes"][g] for g in SHOTS},
-        "device_name": prov["device_name"], "train_seconds": prov["train_seconds"], "commit": prov["commit"],
+        "device_name": prov["device_name"], "precision": prov.get("precision"), "train_seconds": prov["train_seconds"],
+        "commit": prov["commit"],
         **{CLASS_COLUMN.format(c): acc for c, acc in enumerate(r["best_per_class_acc"])},
     }
 
@@ -69,9 +70,12 @@ def strategy_info(runs: pd.DataFrame, strategies: list[str]) -> pd.DataFrame:
 
 
 def benchmark_info(runs: pd.DataFrame, benchmarks: list[str]) -> pd.DataFrame:
-    """Per benchmark: model, data, ratio, classes, test images and the classes of each shot group."""
+    """Per benchmark: model, data, ratio, classes, test images, the classes of each shot group, and the
+    training epochs of its runs (the scale of its numbers; distinct values joined by ``/``)."""
     columns = ["arch", "dataset", "imbalance_ratio", "num_classes", "test_images"] + [f"{g}_classes" for g in SHOTS]
-    return runs.groupby("benchmark")[columns].first().reindex(benchmarks)
+    info = runs.groupby("benchmark")[columns].first()
+    info["epochs"] = runs.groupby("benchmark")["epochs"].agg(lambda e: "/".join(str(v) for v in sorted(set(e))))
+    return info.reindex(benchmarks)
 
 
 def cell_summaries(runs: pd.DataFrame) -> pd.DataFrame:

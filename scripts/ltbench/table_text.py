@@ -18,7 +18,15 @@ from ltbench.table import GROUPS, SHOTS, Tables
 
 DASH = "–"
 APPROX = "≈"  # marks a difference to the reference that is not distinguishable from zero
-ARCH_NAMES = {"resnet32": "ResNet-32", "vgg16bn": "VGG-16-BN"}
+ARCH_NAMES = {"vgg16bn": "VGG-16-BN"}  # and resnet<depth> -> ResNet-<depth> (arch_name)
+
+
+def arch_name(arch: str) -> str:
+    """An architecture as papers write it: ``resnet32`` -> ResNet-32, ``vgg16bn`` -> VGG-16-BN, else as configured."""
+    depth = re.fullmatch(r"resnet(\d+)", arch)
+    return f"ResNet-{depth[1]}" if depth else ARCH_NAMES.get(arch, arch)
+
+
 DATASET_NAMES = {"cifar10": "CIFAR-10-LT", "cifar100": "CIFAR-100-LT"}
 STAGE_NAMES = {"posthoc": "post hoc on", "stage2": "stage 2 of"}
 
@@ -181,8 +189,8 @@ def validation_section(t: Tables) -> list[str]:
 def markdown_report(t: Tables) -> str:
     """table.md: the legend, the benchmarks with their shot groups, the main table (one row per strategy),
     the confidence intervals of its cells, and one row per run."""
-    bench_rows = [[b, ARCH_NAMES.get(i["arch"], i["arch"]), i["dataset"], format_ratio(i["imbalance_ratio"]),
-                   str(i["num_classes"]), str(i["test_images"]), *(str(i[f"{g}_classes"]) for g in SHOTS)]
+    bench_rows = [[b, arch_name(i["arch"]), i["dataset"], format_ratio(i["imbalance_ratio"]),
+                   i["epochs"], str(i["num_classes"]), str(i["test_images"]), *(str(i[f"{g}_classes"]) for g in SHOTS)]
                   for b, i in t.benchmarks.iterrows()]
     groups = [(b, g) for b in t.benchmarks.index for g in GROUPS]
     main_header = ["strategy", "type", "builds on"]
@@ -192,7 +200,7 @@ def markdown_report(t: Tables) -> str:
     out = [
         "# Results", "", *legend(t), "",
         "## Benchmarks", "",
-        markdown_table(["benchmark", "model", "data", "imbalance ratio", "classes", "test images",
+        markdown_table(["benchmark", "model", "data", "imbalance ratio", "epochs", "classes", "test images",
                         "many-shot classes", "medium-shot classes", "few-shot classes"], bench_rows, left=3), "",
         "## Best-epoch test accuracy (%)", "",
         markdown_table(main_header + ["mean rank"], [main_row(t, s) for s in t.strategies.index], left=3), "",
@@ -228,10 +236,10 @@ def latex_cell(summary: pd.Series | None, mark_collapsed: bool) -> str:
 
 
 def latex_benchmark(info: pd.Series) -> str:
-    """'ResNet-32, CIFAR-10-LT ($\\rho=100$)', falling back to the configured names."""
-    arch = ARCH_NAMES.get(info["arch"], info["arch"])
+    """'ResNet-32, CIFAR-10-LT ($\\rho=100$, 200 epochs)', falling back to the configured names."""
+    arch = arch_name(info["arch"])
     data = DATASET_NAMES.get(info["dataset"], info["dataset"])
-    return latex_escape(f"{arch}, {data}") + rf" ($\rho={format_ratio(info['imbalance_ratio'])}$)"
+    return latex_escape(f"{arch}, {data}") + rf" ($\rho={format_ratio(info['imbalance_ratio'])}$, {info['epochs']} epochs)"
 
 
 def seed_count(t: Tables) -> str:

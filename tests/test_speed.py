@@ -7,11 +7,13 @@ import os
 import subprocess
 import sys
 
+import torch
 import yaml
 
 from conftest import REPO, tiny_config
 from datagen import write_image_folder
 from ltbench import data
+from ltbench.devices import resolve_precision
 
 
 def test_speed_measurement_on_tiny_data(tmp_path):
@@ -24,7 +26,8 @@ def test_speed_measurement_on_tiny_data(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(REPO / "scripts/speed/measure.py"), "--benchmark", "resnet32-folder", "--epochs", "2",
          "--strategies", "ce,effective_number", "--seeds", "0,1",
-         "--trainers", "reference,pipeline:compile=bogus,pipeline,pipeline:pack=2", "--out", "speed.json"],
+         "--trainers", "reference,pipeline:compile=bogus,pipeline,pipeline:pack=2,pipeline:precision=fp32",
+         "--out", "speed.json"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**os.environ, "LTBENCH_COMMIT": "abc123"},
     )
     # the trainer that fails is recorded and the others still measured
@@ -32,15 +35,17 @@ def test_speed_measurement_on_tiny_data(tmp_path):
     result = json.loads((tmp_path / "speed.json").read_text())
     assert "unknown compile mode 'bogus'" in result["errors"]["pipeline:compile=bogus"]
     assert result["commit"] == "abc123"
-    trainers = ["reference", "pipeline", "pipeline:pack=2"]
+    trainers = ["reference", "pipeline", "pipeline:pack=2", "pipeline:precision=fp32"]
     assert [row["trainer"] for row in result["speed"]] == trainers
-    assert [row["runs_per_process"] for row in result["speed"]] == [1, 1, 2]
+    assert [row["runs_per_process"] for row in result["speed"]] == [1, 1, 2, 1]
+    auto = resolve_precision("auto", torch.device("cpu"))  # the tiny config's precision: bf16 where the CPU has it
+    assert [row["precision"] for row in result["speed"]] == ["fp32", auto, auto, "fp32"]
     assert all(row["steady_epoch_s"] > 0 and row["tflops"] > 0 and row["process_wall_s"] > 0 for row in result["speed"])
     assert result["speed"][0]["speedup_per_run"] == 1.0
     assert {(r["trainer"], r["strategy"], r["seeds"]) for r in result["accuracy"]} == {
         (t, s, 2) for t in trainers for s in ("ce", "effective_number")}
     assert abs(result["forward_gflop_per_image"] - 0.1377) < 0.001  # ResNet-32, 5 classes
-    assert "| trainer | runs_per_process | first_epoch_s | steady_epoch_s |" in proc.stdout
+    assert "| trainer | runs_per_process | precision | first_epoch_s | steady_epoch_s |" in proc.stdout
 
 
 def test_conv_probe_times_packed_and_plain_steps(tmp_path):

@@ -6,7 +6,8 @@
 
 Needs the benchmark's materialized subset (results/data/...). A trainer is ``reference`` or
 ``pipeline`` with options after colons: ``compile=<torch.compile mode>`` and ``pack=<k>``
-(k seeds side by side in one process, as ``train.pack_seeds`` does). Prints a markdown table:
+(k seeds side by side in one process, as ``train.pack_seeds`` does) and ``precision=<auto|bf16|fp32>``
+(default: the config's ``train.precision``). Prints a markdown table:
 per trainer, runs per process, the first epoch (warm-up, compilation), the steady-state epoch
 (median of the others; train + test; per process and per run), the whole training per run,
 the process's wall time (data loading and compilation included), images/s, achieved TFLOP/s
@@ -62,7 +63,7 @@ def forward_flops(arch: str, num_classes: int) -> float:
 
 
 def pipeline_runs(config: dict, benchmark: str, strategy: str, seeds: list[int], recipe: Recipe, workdir: Path,
-                  compile_mode: str | None) -> list[dict]:
+                  compile_mode: str | None, precision: str | None = None) -> list[dict]:
     """The pipeline's trainer on ``seeds`` side by side in one process; returns their histories."""
     data = cfg.DATA_DIR.format(data_id=cfg.benchmark(config, benchmark).data_id)
     specs = []
@@ -74,6 +75,7 @@ def pipeline_runs(config: dict, benchmark: str, strategy: str, seeds: list[int],
             index_path=f"{data}/index.json", cache_path=f"{data}/cache.npz", history_path=str(out / "history.json"),
             predictions_path=str(out / "predictions.npz"), model_path=str(out / "model.pt"),
             checkpoint_path=str(out / "checkpoint.pt"), checkpoint_every=0, compile=compile_mode,
+            precision=precision or config["train"]["precision"],
         ))
     return run_pack(specs)
 
@@ -99,15 +101,17 @@ def bf16_peak(device_name: str) -> float | None:
 
 
 def parse_trainer(text: str) -> dict:
-    """``reference`` or ``pipeline[:compile=MODE][:pack=K]`` as {"name", "kind", "compile", "pack"}."""
+    """``reference`` or ``pipeline[:compile=MODE][:pack=K][:precision=P]`` as {"name", "kind", "compile", "pack",
+    "precision"}."""
     kind, *options = text.split(":")
     if kind not in ("reference", "pipeline"):
-        raise SystemExit(f"unknown trainer {text!r}: use reference or pipeline[:compile=MODE][:pack=K]")
+        raise SystemExit(f"unknown trainer {text!r}: use reference or pipeline[:compile=MODE][:pack=K][:precision=P]")
     settings = dict(option.split("=", 1) for option in options)
-    unknown = set(settings) - {"compile", "pack"}
+    unknown = set(settings) - {"compile", "pack", "precision"}
     if unknown or (kind == "reference" and settings):
         raise SystemExit(f"trainer {text!r}: unknown options {sorted(unknown or settings)}")
-    return {"name": text, "kind": kind, "compile": settings.get("compile"), "pack": int(settings.get("pack", 1))}
+    return {"name": text, "kind": kind, "compile": settings.get("compile"), "pack": int(settings.get("pack", 1)),
+            "precision": settings.get("precision")}
 
 
 def summarize(trainer: dict, histories: list[dict], flops: float, n_train: int, n_test: int, peak: float | None) -> dict:
@@ -120,6 +124,7 @@ def summarize(trainer: dict, histories: list[dict], flops: float, n_train: int, 
     return {
         "trainer": trainer["name"],
         "runs_per_process": k,
+        "precision": "/".join(sorted({h["provenance"]["precision"] for h in histories})),
         "first_epoch_s": statistics.mean(h["epochs"][0]["seconds"] for h in histories),
         "steady_epoch_s": steady,
         "steady_epoch_per_run_s": steady / k,
@@ -163,13 +168,15 @@ def measure(trainer: dict, config: dict, args, recipe: Recipe, seeds: list[int],
         for first in range(0, len(seeds), trainer["pack"]):
             group = seeds[first : first + trainer["pack"]]
             if trainer["kind"] == "pipeline":
-                histories = pipeline_runs(config, args.benchmark, strategy, group, recipe, workdir, trainer["compile"])
+                histories = pipeline_runs(config, args.benchmark, strategy, group, recipe, workdir, trainer["compile"],
+                                          trainer["precision"])
             else:
                 histories = [reference_run(config, args.benchmark, strategy, seed, recipe) for seed in group]
             for seed, history in zip(group, histories):
                 runs.setdefault(strategy, []).append(
                     {"seed": seed, "best_test_acc": history["best_test_acc"], "epochs": history["epochs"],
-                     "provenance": {"wall_seconds": history["provenance"]["wall_seconds"]}})
+                     "provenance": {"wall_seconds": history["provenance"]["wall_seconds"],
+                                    "precision": history["provenance"].get("precision", "fp32")}})
     return runs
 
 

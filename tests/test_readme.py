@@ -46,3 +46,13 @@ def test_readme_example_parameters_are_checked():
     exec(compile(code, "my_weights.py", "exec"), module.__dict__)
     with pytest.raises(Exception, match=r"unknown parameter powr; it knows: power"):
         params.effective(Strategy("my_weights", "my_weights", {"powr": 0.25}), params.of_module(module))
+
+
+def test_readme_cpu_table_is_the_published_one():
+    """The CPU-scale table the README opens with is the main table of docs/results/cpu/table.md, as
+    `python scripts/results.py ... publish --docs docs/results/cpu` made it from the committed runs."""
+    readme = (REPO / "README.md").read_text()
+    shown = re.search(r"<!-- cpu-table: docs/results/cpu/table.md -->\n(.*?)<!-- /cpu-table -->", readme, re.S).group(1)
+    published = (REPO / "docs/results/cpu/table.md").read_text()
+    main = re.search(r"## Best-epoch test accuracy \(%\)\n\n(.*?\n)\n", published, re.S).group(1)
+    assert shown.strip() == main.strip()

@@ -145,3 +145,9 @@ def test_a_class_always_wrong_counts_by_its_test_prior():
     per_class, counts = [100.0, 100.0, 0.0], [100, 50, 10]
     assert priors.prior_accuracy(per_class, priors.long_tailed_prior(counts, 4.0)) == pytest.approx(600 / 7)
     assert priors.prior_accuracy(per_class, priors.long_tailed_prior(counts, 4.0, "backward")) == pytest.approx(300 / 7)
+
+
+def test_non_finite_logits_have_no_calibration():
+    scores = epoch_metrics(np.array([[np.nan, 0.0], [1.0, 0.0]]), np.array([0, 0]), [500, 10], ["a", "b"])
+    assert [scores[k] for k in ("ece", "nll", "confidence", "reliability")] == [None] * 4
+    assert scores["per_class_acc"] == [100.0, 0.0]  # argmax of a nan row is its first class, as the saved prediction

@@ -61,11 +61,23 @@ def head_tail_gap(shot_acc: dict[str, float | None], groups: tuple[str, str] | N
     return shot_acc[groups[0]] - shot_acc[groups[1]]
 
 
+def calibration_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """ECE, NLL, mean confidence and the reliability diagram (``ltbench.calibration``); all None where a
+    logit is not finite (a diverged run has no probabilities to calibrate)."""
+    finite = bool(np.isfinite(logits).all())
+    return {
+        "ece": calibration.expected_calibration_error(logits, labels) if finite else None,
+        "nll": calibration.negative_log_likelihood(logits, labels) if finite else None,
+        "confidence": calibration.mean_confidence(logits) if finite else None,
+        "reliability": calibration.reliability(logits, labels) if finite else None,
+    }
+
+
 def epoch_metrics(logits: np.ndarray, labels: np.ndarray, class_counts: list[int], classes: list[str]
                   ) -> dict[str, Any]:
     """One epoch's metrics from its test logits (``ltbench.calibration`` says which logits): per-class and
     shot-group accuracy, the class-balanced accuracy (mean over classes with test images), calibration (ECE,
-    NLL, mean confidence, the reliability diagram), the worst class and its accuracy, the head-to-tail gap,
+    NLL, mean confidence, the reliability diagram: ``calibration_metrics``), the worst class and its accuracy, the head-to-tail gap,
     and the accuracy under each long-tailed test prior (``ltbench.priors``)."""
     num_classes = len(class_counts)
     per_class = per_class_accuracy(logits.argmax(axis=1), labels, num_classes)
@@ -76,10 +88,7 @@ def epoch_metrics(logits: np.ndarray, labels: np.ndarray, class_counts: list[int
         "per_class_acc": per_class.round(4).tolist(),
         "shot_acc": shot_acc,
         "balanced_acc": class_mean(per_class, tested),
-        "ece": calibration.expected_calibration_error(logits, labels),
-        "nll": calibration.negative_log_likelihood(logits, labels),
-        "confidence": calibration.mean_confidence(logits),
-        "reliability": calibration.reliability(logits, labels),
+        **calibration_metrics(logits, labels),
         "worst_class_acc": float(per_class[worst]),
         "worst_class": classes[worst] if classes else str(worst),
         "head_tail_gap": head_tail_gap(shot_acc, gap_groups(shot_classes(class_counts))),

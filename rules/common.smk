@@ -229,6 +229,7 @@ def final_targets():
         + expand(rules.plot_benchmark.output.curves, benchmark=BENCHMARKS)
         + expand(rules.plot_benchmark.output.per_class, benchmark=BENCHMARKS)
         + expand(rules.plot_benchmark.output.shots, benchmark=BENCHMARKS)
+        + expand(rules.plot_benchmark.output.robustness, benchmark=BENCHMARKS)
         + [
             rules.plot_dataset.output.histogram.format(dataset=dataset, ratio=ratio)
             for dataset, ratio in subsets

@@ -64,6 +64,13 @@ rule plot_benchmark:
             subcategory="{benchmark}",
             labels={"figure": "many/medium/few-shot accuracy"},
         ),
+        robustness=report(
+            "results/plots/benchmarks/{benchmark}/robustness.png",
+            caption="../report/robustness.rst",
+            category="2. Benchmarks",
+            subcategory="{benchmark}",
+            labels={"figure": "accuracy across test priors, reliability"},
+        ),
     log:
         "results/logs/report/plot_benchmark/{benchmark}.log",
     conda:

@@ -1,5 +1,5 @@
 """Snakemake rule ``plot_benchmark``: a benchmark's metrics.json and history.json files -> per-class,
-shot-group and overlaid learning-curve figures."""
+shot-group, overlaid learning-curve, and test-prior and reliability figures."""
 
 from ltbench import plots
 from ltbench.io import read_json
@@ -9,8 +9,9 @@ from ltbench.logs import redirect_to_log
 def plot_benchmark(metrics_paths: list[str], history_paths: list[str], outputs: dict[str, str], benchmark: str,
                    strategies: list[str], reference: str) -> None:
     """Per-class accuracy against class size (with the difference to ``reference``), many/medium/few-shot
-    bars, and all strategies' learning curves, each strategy over its seeds. ``outputs`` maps
-    ``per_class``, ``shots`` and ``curves`` to their PNG paths."""
+    bars, all strategies' learning curves, and accuracy across test priors beside the reliability diagrams,
+    each strategy over its seeds. ``outputs`` maps ``per_class``, ``shots``, ``curves`` and ``robustness`` to
+    their PNG paths."""
     records = [read_json(path) for path in metrics_paths]
     styles = plots.strategy_styles(strategies)
     counts = records[0]["class_counts"]
@@ -18,6 +19,8 @@ def plot_benchmark(metrics_paths: list[str], history_paths: list[str], outputs: 
     plots.save(plots.per_class_figure(per_class, counts, styles, benchmark, reference), outputs["per_class"])
     shots = plots.group_by_strategy(records, strategies, "best_shot_acc")
     plots.save(plots.shot_figure(shots, counts, styles, benchmark), outputs["shots"])
+    runs = plots.group_by_strategy(records, strategies)
+    plots.save(plots.robustness_figure(runs, counts, styles, benchmark), outputs["robustness"])
     curves, defer_epochs, left_out = plots.training_curves((read_json(p) for p in history_paths), strategies)
     figure = plots.benchmark_curves_figure(curves, defer_epochs, styles, len(counts), benchmark, left_out)
     plots.save(figure, outputs["curves"])
@@ -27,6 +30,6 @@ def plot_benchmark(metrics_paths: list[str], history_paths: list[str], outputs: 
 if "snakemake" in globals():
     sm = globals()["snakemake"]
     with redirect_to_log(sm.log[0]):
-        outputs = {key: sm.output[key] for key in ("per_class", "shots", "curves")}
+        outputs = dict(sm.output.items())
         plot_benchmark(sm.input.metrics, sm.input.histories, outputs, sm.wildcards.benchmark, sm.params.strategies,
                        sm.params.reference)

@@ -50,7 +50,7 @@ TIMINGS = ("results/timings/train/{benchmark}/{strategy}/seed{seed}.tsv",
            "results/timings/train/{benchmark}/{strategy}/seeds.tsv")
 PUBLISHED_FILES = ("metrics.json", "history.json")  # what a run leaves in docs/results/
 PROVENANCE_KEYS = ("commit", "torch_version", "device_name", "train_seconds")
-BENCHMARK_FIGURES = ("per_class", "shots", "curves")  # rule plot_benchmark's outputs
+BENCHMARK_FIGURES = ("per_class", "shots", "curves", "robustness")  # rule plot_benchmark's outputs
 RETRAINING_RULES = ("materialize", "train", "stage2", "posthoc")  # a dry run after import plans none
 DOCS = Path("docs/results")
 RUNS_ROOT = Path(cfg.RUN_DIR.split("{")[0])  # results/runs/

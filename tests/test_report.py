@@ -34,7 +34,7 @@ def expected_figures() -> list[str]:
     benchmarks = sorted({b for b, _, _ in tiny_runs()})
     figures = [f"results/plots/runs/{b}/{s}/seed{seed}/{name}.png"
                for b, s, seed in tiny_runs() for name in ("curves", "confusion")]
-    figures += [f"results/plots/benchmarks/{b}/{name}.png" for b in benchmarks for name in ("curves", "per_class", "shots")]
+    figures += [f"results/plots/benchmarks/{b}/{name}.png" for b in benchmarks for name in ("curves", "per_class", "shots", "robustness")]
     subsets = {(config["benchmarks"][b]["dataset"], config["benchmarks"][b]["imbalance_ratio"]) for b in benchmarks}
     figures += sorted(f"results/plots/data/{dataset}-lt{format_ratio(ratio)}.png" for dataset, ratio in subsets)
     return figures
@@ -170,3 +170,21 @@ def test_table_html_renders_bold_and_code_marks():
     page = table_html("# T\n\nBest of `ce` in **bold**.\n\n| a | b |\n| --- | ---: |\n| **1.00** | 2 <3 |\n", "t")
     assert "<strong>1.00</strong>" in page and "<code>ce</code>" in page and "2 &lt;3" in page
     assert "**" not in page
+
+
+def test_robustness_figure_draws_test_priors_and_reliability():
+    from ltbench import priors
+
+    reliability = {"count": [0] * 13 + [2, 2], "accuracy": [None] * 13 + [50.0, 100.0],
+                   "confidence": [None] * 13 + [90.0, 97.0]}
+    run = {"best_per_class_acc": [90.0, 50.0, 0.0], "best_reliability": reliability, "best_ece": 5.0}
+    diverged = {"best_per_class_acc": [100.0, 0.0, 0.0], "best_reliability": None, "best_ece": None}
+    styles = plots.strategy_styles(["ce", "wb"])
+    fig = plots.robustness_figure({"ce": [run, run], "wb": [diverged]}, [500, 50, 10], styles, "b")
+    prior_ax, rel_ax = fig.axes[:2]
+    assert [t.get_text() for t in prior_ax.get_xticklabels()] == [plots.prior_label(r) for r in priors.SWEEP]
+    ce_line = next(line for line in prior_ax.get_lines() if len(line.get_xdata()) == len(priors.SWEEP))
+    assert ce_line.get_ydata()[list(priors.SWEEP).index(1)] == pytest.approx(140 / 3)  # uniform: balanced accuracy
+    assert ce_line.get_ydata()[-1] > ce_line.get_ydata()[0]  # the head-heavy forward prior favours this run
+    labels = [t.get_text() for t in rel_ax.get_legend().get_texts()]
+    assert labels == ["ce (2 seeds)\n  ECE 5.0%", "wb (1 seed)\n  no finite logits"]

@@ -11,7 +11,7 @@ import pytest
 
 from ltbench import table
 from ltbench.io import read_json, write_json
-from ltbench.metrics import seal
+from ltbench.metrics import PRIOR_METRICS, seal
 from ltbench.table_text import latex_table, markdown_report
 from make_table import make_table
 
@@ -25,11 +25,23 @@ ACC = {"ce": [70.0, 71.0, 72.0], "inverse_freq": [72.0, 73.0, 74.0], "la_posthoc
        "wb_stage1": [60.0, 61.0, 62.0], "weight_balancing": [75.0, 76.0, 12.0]}
 
 
+def epoch_record(which: str, acc: float, seed: int) -> dict:
+    """The ``epoch_metrics`` of a record's epoch ``which``: the class-balanced accuracy ``acc``, ECE 10 + seed,
+    NLL 1 + seed / 10, confidence acc + 5, worst class 'c<seed % 2>' at acc - 30, gap 40, and the test priors
+    acc - 5 (forward 10), acc (forward 50), acc - 10 (backward 10), acc - 20 (backward 50)."""
+    metrics = {"balanced_acc": acc, "ece": 10.0 + seed, "nll": 1.0 + seed / 10, "confidence": acc + 5,
+               "worst_class_acc": acc - 30, "worst_class": f"c{seed % 2}", "head_tail_gap": 40.0,
+               **dict(zip(PRIOR_METRICS, (acc - 5, acc, acc - 10, acc - 20)))}
+    return {f"{which}_{name}": value for name, value in metrics.items()}
+
+
 def record(bench: str, strategy: str, seed: int, acc: float) -> dict:
     """A metrics record as ltbench.metrics.extract writes it (the fields the table reads)."""
     classes, test = (10, 1000) if bench.startswith("resnet32") else (5, 500)
     stage, builds_on = UPSTREAM.get(strategy, ("train", None))
     return {
+        **epoch_record("best", acc, seed), **epoch_record("last", acc - 1.0, seed),
+        "test_balanced": True, "gap_groups": ["many", "few"],
         "benchmark": bench, "arch": bench.split("-")[0], "dataset": bench.split("-")[1][:-2], "imbalance_ratio": 100.0,
         "strategy": strategy, "type": TYPES[strategy], "stage": stage, "builds_on": builds_on, "seed": seed,
         "num_classes": classes, "test_images": test,
@@ -116,7 +128,8 @@ def sections(md: str) -> dict[str, list[str]]:
 def test_markdown(tables):
     md = sections(markdown_report(tables))
     assert list(md) == ["Benchmarks", "Best-epoch test accuracy (%)",
-                        "95% confidence intervals of the means (t over seeds)", "Runs"]
+                        "95% confidence intervals of the means (t over seeds)", "Calibration and robustness at the best epoch",
+                        "95% confidence intervals of calibration and robustness (t over seeds)", "Runs"]
     header, _, *lines = [line for line in md["Best-epoch test accuracy (%)"] if line.startswith("|")]
     assert "| resnet32-cifar10lt many (4 cl.) | resnet32-cifar10lt medium (3 cl.) | resnet32-cifar10lt few (3 cl.) |" \
            " resnet32-cifar10lt all (10 cl.) | resnet32-cifar10lt Δ vs ce |" in header
@@ -125,22 +138,29 @@ def test_markdown(tables):
     assert list(rows) == ["ce (baseline)", "inverse_freq", "la_posthoc", "wb_stage1", "weight_balancing"]
     assert rows["ce (baseline)"].startswith("| ce (baseline) | static reweighting | – | 81.00 ± 1.00 (n=3) |")
     assert "| baseline |" in rows["ce (baseline)"] and rows["ce (baseline)"].endswith("| 3.00 |")
-    assert "| **73.00 ± 1.00 (n=3)** | +2.00 [+2.00, +2.00] |" in rows["inverse_freq"]
+    assert "| **73.00 ± 1.00 (n=3)** | +2.00 [+2.00, +2.00] (n=3) |" in rows["inverse_freq"]
     assert "| logit adjustment | post hoc on ce |" in rows["la_posthoc"]
-    assert "| +1.00 [-1.48, +3.48] ≈ |" in rows["la_posthoc"]
+    assert "| +1.00 [-1.48, +3.48] (n=3) ≈ |" in rows["la_posthoc"]
     assert "| two-stage | stage 2 of wb_stage1 |" in rows["weight_balancing"]
     assert "| 54.33 ± 36.67 (n=3, 1 collapsed) |" in rows["weight_balancing"]  # s of 75, 76, 12
     assert "| 61.00 ± 1.00 (n=3) | – | 61.00 ± 1.00 (n=3) |" in rows["wb_stage1"]  # no few-shot value
     ci = "\n".join(md["95% confidence intervals of the means (t over seeds)"])
     assert "| ce (baseline) | [78.52, 83.48] | [68.52, 73.48] | [48.52, 53.48] | [68.52, 73.48] |" in ci
     runs = "\n".join(md["Runs"])
-    assert "| resnet32-cifar10lt | weight_balancing | 2 | 12.00 [10.13, 14.16] | 22.00 | 12.00 | -8.00 | 11.00 | 3 |" \
-           " collapsed (< 1.5 × chance = 15.00) |" in runs
-    assert "| 4 | 3 | 3 |" in "\n".join(md["Benchmarks"])
+    assert "| resnet32-cifar10lt | weight_balancing | 2 | 12.00 [10.13, 14.16] | 12.00 | 22.00 | 12.00 | -8.00 | 11.00 |" \
+           " 3 | collapsed (< 1.5 × chance = 15.00) |" in runs
+    assert "| 1000 | yes | 4 | 3 | 3 |" in "\n".join(md["Benchmarks"])
+    robust = [line for line in md["Calibration and robustness at the best epoch"] if line.startswith("|")]
+    assert "| resnet32-cifar10lt ECE (%) | resnet32-cifar10lt NLL | resnet32-cifar10lt confidence (%) |" in robust[0]
+    assert "| resnet32-cifar10lt gap many−few | resnet32-cifar10lt forward 10 |" in robust[0]
+    ce = next(line for line in robust if line.startswith("| ce (baseline)"))
+    # ECE 10, 11, 12; NLL 1.0, 1.1, 1.2; worst class c0 in seeds 0 and 2; forward 10: acc - 5
+    assert ce.startswith("| ce (baseline) | **11.00 ± 1.00 (n=3)** | **1.100 ± 0.100 (n=3)** | 76.00 ± 1.00 (n=3) |"
+                         " 41.00 ± 1.00 (n=3, c0 in 2/3 seeds) | 40.00 ± 0.00 (n=3) | 66.00 ± 1.00 (n=3) |")
 
 
 def test_latex_is_booktabs_with_one_cell_per_column(tables):
-    tex = latex_table(tables)
+    tex, robust = latex_table(tables).split(r"\label{tab:calibration-robustness}")
     assert tex.count(r"\toprule") == tex.count(r"\bottomrule") == 1 and r"\begin{tabular}{lrrrrrrrrr}" in tex
     body = tex.split(r"\midrule", 1)[1].split(r"\bottomrule")[0]
     data = [line for line in body.splitlines() if line.endswith(r"\\") and r"\multicolumn" not in line]
@@ -150,7 +170,8 @@ def test_latex_is_booktabs_with_one_cell_per_column(tables):
     assert r"$\mathbf{73.0 \pm 1.0}$" in tex and r"$54.3 \pm 36.7^\dagger$" in tex
     assert r"\textit{logit adjustment}" in tex and "\u2013" not in tex  # no unicode dash in LaTeX
     assert "std over 3 seeds." in tex
-
+    assert r"\begin{tabular}{lrrrrrrrrrrrr}" in robust and "Strategy & ECE & NLL & Worst & Gap & Fwd 50 & Bwd 50 & ECE" in robust
+    assert r"ce (baseline) & $\mathbf{11.0 \pm 1.0}$ & $\mathbf{1.10 \pm 0.10}$ & $41.0 \pm 1.0$ &" in robust
 
 def test_reference_without_runs_gives_no_difference_column(runs):
     t = table.tables(runs, BENCHES, ["inverse_freq", "la_posthoc"], "ce")  # ce not in the matrix
@@ -171,7 +192,7 @@ def test_make_table_writes_csv_markdown_and_latex(tmp_path):
     make_table(paths, str(out["csv"]), str(out["md"]), str(out["tex"]), ["resnet32-cifar10lt"], ["ce", "inverse_freq"],
                "ce")
     assert len(pd.read_csv(out["csv"])) == 4
-    assert re.search(r"\| inverse_freq \| .* \| \+2\.00 \[\+2\.00, \+2\.00\] \|", out["md"].read_text())
+    assert re.search(r"\| inverse_freq \| .* \| \+2\.00 \[\+2\.00, \+2\.00\] \(n=2\) \|", out["md"].read_text())
     assert out["tex"].read_text().startswith("% Made by rule table")
 
 
@@ -195,3 +216,43 @@ def test_an_edited_or_damaged_metrics_record_never_reaches_the_table(tmp_path):
     path.write_text('{"best_test_acc": 5')
     with pytest.raises(ValueError, match=rf"{path} is not valid JSON"):
         make_table([str(path)], *out, ["resnet32-cifar10lt"], ["ce"], "ce")
+
+
+def test_the_difference_names_its_pairs_where_seeds_are_unequal(runs):
+    uneven = table.tables(runs[(runs.seed < 2) | (runs.strategy != "inverse_freq")], BENCHES, STRATEGIES, "ce")
+    md = markdown_report(uneven)
+    assert "| +2.00 [+2.00, +2.00] (n=2) |" in md  # inverse_freq has seeds 0, 1 only: 2 pairs with ce
+    assert "| −" not in md
+
+
+def test_mean_rank_only_over_benchmarks_every_strategy_has(runs):
+    # la_posthoc has no run on vgg16bn-folder: rank over resnet32-cifar10lt alone, and say so
+    partial = table.tables(runs[(runs.benchmark == BENCHES[0]) | (runs.strategy != "la_posthoc")], BENCHES,
+                           STRATEGIES, "ce")
+    assert partial.ranked == [BENCHES[0]]
+    assert partial.ranks.to_dict() == {"ce": 3.0, "inverse_freq": 1.0, "la_posthoc": 2.0, "wb_stage1": 4.0,
+                                       "weight_balancing": 5.0}
+    assert "averaged over the 1 of 2 benchmarks on which every strategy has runs" in markdown_report(partial)
+    assert "(left out: vgg16bn-folder)" in markdown_report(partial)
+    assert "across the 1 benchmarks on which every strategy has runs" in latex_table(partial)
+
+
+@pytest.mark.parametrize("x, digits, sign, text", [
+    (60.775, 2, False, "60.78"), (0.35, 1, False, "0.4"), (53.05, 1, False, "53.1"), (2.675, 2, False, "2.68"),
+    (-0.35, 1, True, "-0.4"), (-0.001, 2, True, "+0.00"), (0.125, 2, True, "+0.13"), (float("nan"), 2, False, "–")])
+def test_numbers_round_half_away_from_zero_as_written(x, digits, sign, text):
+    from ltbench.table_text import number
+
+    assert number(x, digits, sign) == text
+
+
+def test_an_unbalanced_test_set_heads_with_the_class_balanced_accuracy(runs):
+    unbalanced = runs.assign(test_balanced=runs.benchmark != BENCHES[1],
+                             best_test_acc=runs.best_test_acc.where(runs.benchmark != BENCHES[1], runs.best_test_acc + 5))
+    t = table.tables(unbalanced, BENCHES, STRATEGIES, "ce")
+    md = markdown_report(t)
+    assert "| vgg16bn-folder all, class-balanced (5 cl.) |" in md and "| resnet32-cifar10lt all (10 cl.) |" in md
+    assert "| 71.00 ± 1.00 (n=3, pooled 76.00) | baseline |" in md  # headline class-balanced, pooled beside it
+    assert "| 500 | no |" in md
+    tex = latex_table(t)
+    assert r"$71.0 \pm 1.0$ (76.0)" in tex and "pooled accuracy over its images follows in parentheses" in tex

@@ -8,8 +8,13 @@ from typing import Any
 
 import numpy as np
 
+from ltbench import calibration, priors
 from ltbench.config import Strategy
-from ltbench.shots import FEW_BELOW, GROUPS, MANY_ABOVE, group_accuracy, shot_group  # noqa: F401 (the metrics API)
+from ltbench.shots import FEW_BELOW, GROUPS, MANY_ABOVE, shot_group  # noqa: F401 (the metrics API)
+
+# The scalar metrics of one epoch's predictions (``epoch_metrics``), then one accuracy per test prior.
+EPOCH_METRICS = ("balanced_acc", "ece", "nll", "confidence", "worst_class_acc", "worst_class", "head_tail_gap")
+PRIOR_METRICS = tuple(f"acc_{priors.prior_name(d, r)}" for d in priors.DIRECTIONS for r in priors.RATIOS)
 
 
 def per_class_accuracy(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -19,11 +24,76 @@ def per_class_accuracy(pred: np.ndarray, labels: np.ndarray, num_classes: int) -
     return 100.0 * correct / np.maximum(total, 1)
 
 
-def shot_accuracy(pred: np.ndarray, labels: np.ndarray, class_counts: list[int]) -> dict[str, float | None]:
-    """Accuracy over the test images of each shot group's classes (None for an empty group)."""
+def tested_classes(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Whether each class has test images (a class without any has no accuracy)."""
+    return np.bincount(labels, minlength=num_classes) > 0
+
+
+def class_mean(per_class_acc: np.ndarray, members: np.ndarray) -> float | None:
+    """mean_{c in members} acc_c over the selected classes (a boolean mask); None if it selects none."""
+    return float(np.mean(per_class_acc[members])) if members.any() else None
+
+
+def shot_accuracy(per_class_acc: np.ndarray, tested: np.ndarray, class_counts: list[int]) -> dict[str, float | None]:
+    """Per shot group: the mean accuracy of its classes with test images (``class_mean``), so that each class
+    counts once whatever its test images; on a balanced test set the accuracy over the group's images."""
+    groups = np.array([shot_group(c) for c in class_counts])
+    return {name: class_mean(per_class_acc, tested & (groups == name)) for name in GROUPS}
+
+
+def worst_class(per_class_acc: np.ndarray, tested: np.ndarray) -> int:
+    """argmin_c acc_c over the classes with test images (the first such class on a tie)."""
+    return int(np.flatnonzero(tested)[np.argmin(per_class_acc[tested])])
+
+
+def gap_groups(shot_classes: dict[str, int]) -> tuple[str, str] | None:
+    """The head and tail groups of the head-to-tail gap: the first and the last of ``GROUPS`` that hold
+    classes (many and few; many and medium where no class is few-shot, as CIFAR-10-LT at ratio 100);
+    None where only one group holds classes."""
+    present = [g for g in GROUPS if shot_classes[g]]
+    return (present[0], present[-1]) if len(present) > 1 else None
+
+
+def head_tail_gap(shot_acc: dict[str, float | None], groups: tuple[str, str] | None) -> float | None:
+    """acc_head - acc_tail of the ``gap_groups`` (points); None without two groups."""
+    if groups is None or shot_acc[groups[0]] is None or shot_acc[groups[1]] is None:
+        return None
+    return shot_acc[groups[0]] - shot_acc[groups[1]]
+
+
+def calibration_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """ECE, NLL, mean confidence and the reliability diagram (``ltbench.calibration``); all None where a
+    logit is not finite (a diverged run has no probabilities to calibrate)."""
+    finite = bool(np.isfinite(logits).all())
+    return {
+        "ece": calibration.expected_calibration_error(logits, labels) if finite else None,
+        "nll": calibration.negative_log_likelihood(logits, labels) if finite else None,
+        "confidence": calibration.mean_confidence(logits) if finite else None,
+        "reliability": calibration.reliability(logits, labels) if finite else None,
+    }
+
+
+def epoch_metrics(logits: np.ndarray, labels: np.ndarray, class_counts: list[int], classes: list[str]
+                  ) -> dict[str, Any]:
+    """One epoch's metrics from its test logits (``ltbench.calibration`` says which logits): per-class and
+    shot-group accuracy, the class-balanced accuracy (mean over classes with test images), calibration (ECE,
+    NLL, mean confidence, the reliability diagram: ``calibration_metrics``), the worst class and its accuracy, the head-to-tail gap,
+    and the accuracy under each long-tailed test prior (``ltbench.priors``)."""
     num_classes = len(class_counts)
-    correct = np.bincount(labels[pred == labels], minlength=num_classes)
-    return group_accuracy(correct, np.bincount(labels, minlength=num_classes), class_counts)
+    per_class = per_class_accuracy(logits.argmax(axis=1), labels, num_classes)
+    tested = tested_classes(labels, num_classes)
+    shot_acc = shot_accuracy(per_class, tested, class_counts)
+    worst = worst_class(per_class, tested)
+    return {
+        "per_class_acc": per_class.round(4).tolist(),
+        "shot_acc": shot_acc,
+        "balanced_acc": class_mean(per_class, tested),
+        **calibration_metrics(logits, labels),
+        "worst_class_acc": float(per_class[worst]),
+        "worst_class": classes[worst] if classes else str(worst),
+        "head_tail_gap": head_tail_gap(shot_acc, gap_groups(shot_classes(class_counts))),
+        **{f"acc_{name}": acc for name, acc in priors.prior_accuracies(per_class, class_counts).items()},
+    }
 
 
 def shot_classes(class_counts: list[int]) -> dict[str, int]:
@@ -39,15 +109,22 @@ def validation_selected(history: dict[str, Any], labels: np.ndarray, class_count
     chosen = history.get("val_selected")
     if not chosen:
         return None
-    correct = history["epochs"][chosen["epoch"] - 1]["per_class_correct"]
-    tested = np.bincount(labels, minlength=len(class_counts))
-    return {**chosen, "shot_acc": group_accuracy(correct, tested, class_counts)}
+    correct = np.asarray(history["epochs"][chosen["epoch"] - 1]["per_class_correct"], dtype=float)
+    per_class = 100.0 * correct / np.maximum(np.bincount(labels, minlength=len(class_counts)), 1)
+    return {**chosen, "shot_acc": shot_accuracy(per_class, tested_classes(labels, len(class_counts)), class_counts)}
+
+
+def balanced_test_set(labels: np.ndarray, num_classes: int) -> bool:
+    """Whether every class has as many test images as every other."""
+    return len(set(np.bincount(labels, minlength=num_classes).tolist())) == 1
 
 
 def extract(history: dict[str, Any], predictions: dict[str, np.ndarray], index: dict[str, Any]) -> dict[str, Any]:
     """The metrics record of one run: benchmark and strategy, best/final accuracy (with the correct
-    count over the test images), shot groups and their class counts, per-class accuracy, weights,
-    provenance. ``builds_on`` names the run's stage-1 or base strategy (``stage`` says which)."""
+    count over the test images), whether the test set is balanced, shot groups and their class counts,
+    the head and tail groups of the gap, and per epoch (best, last) its ``epoch_metrics`` (as
+    ``best_<metric>``, ``last_<metric>``); weights, provenance. ``builds_on`` names the run's stage-1 or
+    base strategy (``stage`` says which)."""
     labels = predictions["labels"]
     counts = index["class_counts"]
     num_classes = len(counts)
@@ -65,17 +142,18 @@ def extract(history: dict[str, Any], predictions: dict[str, np.ndarray], index: 
         "seed": history["seed"],
         "num_classes": num_classes,
         "test_images": len(labels),
+        "test_balanced": balanced_test_set(labels, num_classes),
         "shot_classes": shot_classes(counts),
+        "gap_groups": gap_groups(shot_classes(counts)),
         "best_test_acc": history["best_test_acc"],
         "best_epoch": history["best_epoch"],
         "final_test_acc": history["final_test_acc"],
         "epochs": len(history["epochs"]),
     }
     for which in ("best", "last"):
-        pred = predictions[f"{which}_pred"]
-        record[f"{which}_correct"] = int((pred == labels).sum())
-        record[f"{which}_shot_acc"] = shot_accuracy(pred, labels, counts)
-        record[f"{which}_per_class_acc"] = per_class_accuracy(pred, labels, num_classes).round(4).tolist()
+        record[f"{which}_correct"] = int((predictions[f"{which}_pred"] == labels).sum())
+        scores = epoch_metrics(predictions[f"{which}_logits"], labels, counts, index.get("classes"))
+        record.update({f"{which}_{name}": value for name, value in scores.items()})
     record["val_selected"] = validation_selected(history, labels, counts)
     record.update({
         "class_counts": counts,

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from ltbench import calibration, priors  # noqa: E402
 from ltbench.io import atomic_path  # noqa: E402
 from ltbench.shots import FEW_BELOW, GROUPS, MANY_ABOVE, shot_group  # noqa: E402
 
@@ -139,11 +140,13 @@ def plural(n: int, noun: str) -> str:
     return f"{'no' if n == 0 else n} {word}"
 
 
-def group_by_strategy(records: Iterable[dict[str, Any]], strategies: Sequence[str], key: str) -> dict[str, list]:
-    """``record[key]`` of every run, grouped per strategy in config order (strategies without runs dropped)."""
+def group_by_strategy(records: Iterable[dict[str, Any]], strategies: Sequence[str], key: str | None = None
+                      ) -> dict[str, list]:
+    """``record[key]`` (the whole record without ``key``) of every run, grouped per strategy in config order
+    (strategies without runs dropped)."""
     grouped: dict[str, list] = {name: [] for name in strategies}
     for record in records:
-        grouped[record["strategy"]].append(record[key])
+        grouped[record["strategy"]].append(record if key is None else record[key])
     return {name: values for name, values in grouped.items() if values}
 
 
@@ -447,6 +450,73 @@ def bar_labels(ax, xs: np.ndarray, means: np.ndarray, tops: np.ndarray) -> None:
         above = top <= 92
         ax.text(xi, top + 1 if above else value - 1.5, f"{value:.1f}", ha="center", va="bottom" if above else "top",
                 fontsize=7, bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "alpha": 0.7, "linewidth": 0})
+
+
+def prior_label(signed_ratio: int) -> str:
+    """A ``priors.SWEEP`` point's tick: its imbalance ratio ('50'), 'uniform' for ratio 1."""
+    return "uniform" if signed_ratio == 1 else str(abs(signed_ratio))
+
+
+def pooled_reliability(diagrams: Sequence[dict[str, list]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The seeds' reliability diagrams (``calibration.reliability``) merged: per bin the images summed and the
+    accuracy and confidence averaged weighted by images (nan for an empty bin)."""
+    count = np.sum([d["count"] for d in diagrams], axis=0).astype(float)
+
+    def weighted(key: str) -> np.ndarray:
+        values = np.array([[np.nan if v is None else v for v in d[key]] for d in diagrams], dtype=float)
+        weights = np.array([d["count"] for d in diagrams], dtype=float)
+        with np.errstate(invalid="ignore"):
+            return np.nansum(values * weights, axis=0) / count
+
+    return count, weighted("confidence"), weighted("accuracy")
+
+
+def robustness_figure(records: dict[str, list[dict[str, Any]]], class_counts: Sequence[int],
+                      styles: dict[str, Style], title: str) -> Figure:
+    """Left: best-epoch accuracy on test sets whose class prior runs from backward long-tailed (ratio 50, the
+    tail most frequent) through uniform to forward (ratio 50, the training order), exact from the per-class
+    accuracies (``priors.prior_accuracy``), one line per strategy (mean over seeds, band min-max). Right: the
+    reliability diagrams overlaid (accuracy against mean confidence per confidence bin, seeds pooled; points
+    sized by images), the diagonal perfect calibration, the mean ECE in the legend."""
+    fig = Figure(figsize=(13, 5 if len(records) <= 12 else 6.5), layout="constrained")
+    prior_ax, rel_ax = fig.subplots(1, 2)
+    x = np.arange(len(priors.SWEEP))
+    sweep = [priors.signed_prior(class_counts, r) for r in priors.SWEEP]
+    rel_ax.plot([0, 100], [0, 100], color="0.4", linestyle="--", linewidth=1, zorder=0)
+    for name, runs in records.items():
+        values = [[priors.prior_accuracy(r["best_per_class_acc"], prior) for prior in sweep] for r in runs]
+        band_line(prior_ax, x, values, styles[name], marker="o", markersize=4, linewidth=1.6)
+        calibrated = [r for r in runs if r["best_reliability"] is not None]  # none where the logits diverged
+        label = f"{name} ({plural(len(runs), 'seed')})"
+        if not calibrated:
+            prior_ax.plot([], [], color=styles[name].color, label=f"{label}\n  no finite logits")
+            continue
+        count, conf, acc = pooled_reliability([r["best_reliability"] for r in calibrated])
+        seen = count > 0
+        ece = np.mean([r["best_ece"] for r in calibrated])
+        rel_ax.plot(conf[seen], acc[seen], color=styles[name].color, linestyle=styles[name].linestyle,
+                    linewidth=1.2, label=f"{label}\n  ECE {ece:.1f}%" + (
+                        f" ({len(calibrated)} with finite logits)" if len(calibrated) < len(runs) else ""))
+        rel_ax.scatter(conf[seen], acc[seen], s=8 + 150 * count[seen] / count.sum(), color=styles[name].color,
+                       alpha=0.7, linewidths=0)
+    prior_ax.axvline(x[list(priors.SWEEP).index(1)], color="0.5", linestyle=":", linewidth=1, zorder=0)
+    prior_ax.set_xticks(x, [prior_label(r) for r in priors.SWEEP], fontsize=8)
+    prior_ax.set_xlim(x[0] - 0.3, x[-1] + 0.3)
+    accuracy_axis(prior_ax, len(class_counts))
+    prior_ax.set(xlabel="imbalance ratio of the test prior\n\u2190 backward: tail most frequent    "
+                        "forward: head most frequent (training order) \u2192",
+                 title="Accuracy under long-tailed test priors (best epoch)")
+    prior_ax.grid(alpha=0.3)
+    rel_ax.set(xlim=(0, 100), ylim=(0, 100), xlabel="mean top-1 confidence in the bin (%)",
+               ylabel="accuracy in the bin (%)",
+               title=f"Reliability ({calibration.BINS} confidence bins, seeds pooled)")
+    rel_ax.grid(alpha=0.3)
+    rel_ax.text(98, 2, "below the diagonal: over-confident", ha="right", va="bottom", fontsize=8, color="0.3")
+    handles, labels = [sum(pair, []) for pair in zip(rel_ax.get_legend_handles_labels(), prior_ax.get_legend_handles_labels())]
+    rel_ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=9, title_fontsize=9,
+                  alignment="left", title="left: mean over seeds,\nband min-max over seeds\nright: points sized by images")
+    fig.suptitle(f"{title}: accuracy across test distributions, and calibration")
+    return fig
 
 
 # ---------------------------------------------------------------- per dataset

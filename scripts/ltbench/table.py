@@ -10,16 +10,27 @@ from typing import Any, Iterable
 import pandas as pd
 
 from ltbench import shots, stats
+from ltbench.metrics import EPOCH_METRICS, PRIOR_METRICS
 
 SHOTS = shots.GROUPS
-# A table cell's group -> the run column it summarizes (all classes: the benchmark metric).
-GROUPS = {"many": "many_acc", "medium": "medium_acc", "few": "few_acc", "all": "best_test_acc"}
+# The benchmark metric: the class-balanced accuracy (the mean of the per-class accuracies), which on a
+# balanced test set is the accuracy over the test images (``best_test_acc``, pooled).
+HEADLINE = "best_balanced_acc"
+# A table cell's group -> the run column it summarizes (all classes: the headline).
+GROUPS = {"many": "many_acc", "medium": "medium_acc", "few": "few_acc", "all": HEADLINE}
+# The second table's metrics (at the best epoch) -> +1 where higher is better, -1 where lower is, 0 neither
+# (a confidence is judged beside the accuracy, a gap by its distance from zero).
+ROBUSTNESS = {"best_ece": -1, "best_nll": -1, "best_confidence": 0, "best_worst_class_acc": 1,
+              "best_head_tail_gap": 0, **{f"best_{m}": 1 for m in PRIOR_METRICS}}
+# A record's epoch prefix -> its columns' prefix (the last epoch is the final one, as in final_test_acc).
+EPOCHS = {"best": "best", "last": "final"}
+EPOCH_COLUMNS = [f"{prefix}_{m}" for prefix in EPOCHS.values() for m in EPOCH_METRICS + PRIOR_METRICS]
 RUN_COLUMNS = [
     "benchmark", "arch", "dataset", "imbalance_ratio", "strategy", "type", "stage", "builds_on", "seed",
-    "num_classes", "test_images", "best_test_acc", "best_test_acc_lo", "best_test_acc_hi", "collapsed",
-    "best_epoch", "final_test_acc", "many_acc", "medium_acc", "few_acc", "many_classes", "medium_classes",
-    "few_classes", "epochs", "val_selected_epoch", "val_selected_val_acc", "val_selected_test_acc",
-    "device_name", "precision", "train_seconds", "commit",
+    "num_classes", "test_images", "test_balanced", "best_test_acc", "best_test_acc_lo", "best_test_acc_hi",
+    "collapsed", "best_epoch", "final_test_acc", "many_acc", "medium_acc", "few_acc", "many_classes",
+    "medium_classes", "few_classes", "gap_groups", *EPOCH_COLUMNS, "epochs", "val_selected_epoch",
+    "val_selected_val_acc", "val_selected_test_acc", "device_name", "precision", "train_seconds", "commit",
 ]
 CLASS_COLUMN = "class_acc_{}"  # best-epoch accuracy of class c (classes in label order)
 # Row groups of the table, in this order; a strategy's module declares its TYPE.
@@ -29,14 +40,17 @@ TYPE_ORDER = ["static reweighting", "logit adjustment", "loss", "resampling", "d
 
 def run_row(r: dict[str, Any]) -> dict[str, Any]:
     """One run's row: its metrics at the best epoch, the Wilson 95% interval of its accuracy over the
-    test images, whether it collapsed (``stats.collapsed``), and one column per class."""
+    test images, whether it collapsed (``stats.collapsed`` of the headline), the head and tail groups of the
+    gap ('many-few'), the ``EPOCH_COLUMNS`` of the best and the final epoch, and one column per class."""
     lo, hi = stats.wilson_interval(r["best_correct"], r["test_images"])
     prov = r["provenance"]
     return {
         **{k: r[k] for k in ("benchmark", "arch", "dataset", "imbalance_ratio", "strategy", "type", "stage",
-                             "builds_on", "seed", "num_classes", "test_images", "best_test_acc")},
+                             "builds_on", "seed", "num_classes", "test_images", "test_balanced", "best_test_acc")},
         "best_test_acc_lo": lo, "best_test_acc_hi": hi,
-        "collapsed": stats.collapsed(r["best_test_acc"], r["num_classes"]),
+        "collapsed": stats.collapsed(r["best_balanced_acc"], r["num_classes"]),
+        "gap_groups": "-".join(r["gap_groups"] or ()) or None,
+        **{f"{prefix}_{m}": r[f"{which}_{m}"] for which, prefix in EPOCHS.items() for m in EPOCH_METRICS + PRIOR_METRICS},
         **{k: r[k] for k in ("best_epoch", "final_test_acc", "epochs")},
         **{f"val_selected_{k}": (r.get("val_selected") or {}).get(k) for k in ("epoch", "val_acc", "test_acc")},
         **{f"{g}_acc": r["best_shot_acc"][g] for g in SHOTS},
@@ -70,38 +84,53 @@ def strategy_info(runs: pd.DataFrame, strategies: list[str]) -> pd.DataFrame:
 
 
 def benchmark_info(runs: pd.DataFrame, benchmarks: list[str]) -> pd.DataFrame:
-    """Per benchmark: model, data, ratio, classes, test images, the classes of each shot group, and the
-    training epochs of its runs (the scale of its numbers; distinct values joined by ``/``)."""
-    columns = ["arch", "dataset", "imbalance_ratio", "num_classes", "test_images"] + [f"{g}_classes" for g in SHOTS]
+    """Per benchmark: model, data, ratio, classes, test images (and whether balanced), the head and tail groups
+    of the gap, the classes of each shot group, and the training epochs of its runs (the scale of its numbers; distinct values joined by ``/``)."""
+    columns = (["arch", "dataset", "imbalance_ratio", "num_classes", "test_images", "test_balanced", "gap_groups"]
+               + [f"{g}_classes" for g in SHOTS])
     info = runs.groupby("benchmark")[columns].first()
     info["epochs"] = runs.groupby("benchmark")["epochs"].agg(lambda e: "/".join(str(v) for v in sorted(set(e))))
     return info.reindex(benchmarks)
 
 
-def cell_summaries(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per (benchmark, strategy, group): ``stats.t_interval`` over seeds (mean, std, n, lo, hi), the number
-    of collapsed runs, the per-seed values {seed: acc}, and ``best``: the highest mean of its
-    (benchmark, group) column (ties all marked)."""
+def cell_summaries(runs: pd.DataFrame, columns: dict[str, str], better: dict[str, int]) -> pd.DataFrame:
+    """Per (benchmark, strategy, group) of ``columns`` (group -> run column): ``stats.t_interval`` over seeds
+    (mean, std, n, lo, hi), the number of collapsed runs, the per-seed values {seed: value}, and ``best``: the
+    best mean of its (benchmark, group) column, the highest where ``better[group]`` is +1, the lowest where it
+    is -1, none where 0 (ties all marked)."""
     rows = []
     for (bench, strategy), runs_of in runs.groupby(["benchmark", "strategy"]):
-        for group, column in GROUPS.items():
-            values = runs_of.set_index("seed")[column].dropna()
+        for group, column in columns.items():
+            values = runs_of.set_index("seed")[column].dropna().astype(float)
             rows.append({"benchmark": bench, "strategy": strategy, "group": group,
                          **asdict(stats.t_interval(values)), "collapsed": int(runs_of["collapsed"].sum()),
                          "seeds": values.to_dict()})
     cells = pd.DataFrame(rows, columns=["benchmark", "strategy", "group", "mean", "std", "n", "lo", "hi",
                                         "collapsed", "seeds"])
-    cells["best"] = cells["mean"] == cells.groupby(["benchmark", "group"])["mean"].transform("max")
+    signed = cells["mean"] * cells["group"].map(better)
+    cells["best"] = (cells["group"].map(better) != 0) & (
+        signed == signed.groupby([cells["benchmark"], cells["group"]]).transform("max"))
     return cells.set_index(["benchmark", "strategy", "group"])
 
 
+def worst_classes(runs: pd.DataFrame) -> pd.Series:
+    """Per (benchmark, strategy): the class that is worst at the best epoch in most seeds, as 'name' or
+    'name in k/n seeds' where the seeds disagree (ties: the first by name)."""
+    def most_often(names: pd.Series) -> str:
+        counts = names.value_counts(sort=False).sort_index()
+        name, k = counts.idxmax(), int(counts.max())
+        return name if k == len(names) else f"{name} in {k}/{len(names)} seeds"
+
+    return runs.groupby(["benchmark", "strategy"])["best_worst_class"].agg(most_often)
+
+
 def reference_differences(runs: pd.DataFrame, reference: str) -> pd.DataFrame:
-    """Per (benchmark, strategy other than ``reference``): ``stats.paired_difference`` of the all-class
+    """Per (benchmark, strategy other than ``reference``): ``stats.paired_difference`` of the headline
     accuracy to the reference's, seed by seed, and ``distinguishable`` (its interval excludes 0).
     Empty when the reference has no runs."""
     rows = []
     for bench, runs_of in runs.groupby("benchmark"):
-        by_seed = runs_of.pivot_table(index="seed", columns="strategy", values="best_test_acc")
+        by_seed = runs_of.pivot_table(index="seed", columns="strategy", values=HEADLINE)
         if reference not in by_seed:
             continue
         for strategy in by_seed.columns.drop(reference):
@@ -122,18 +151,26 @@ def validation_cells(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns).set_index(["benchmark", "strategy"])
 
 
-def mean_ranks(cells: pd.DataFrame) -> pd.Series:
-    """Per strategy: ``stats.mean_rank`` of its mean all-class accuracy across benchmarks."""
+def ranked_benchmarks(cells: pd.DataFrame) -> list[str]:
+    """The benchmarks on which every strategy of the table has an all-class mean: the columns of the rank."""
     scores = cells.xs("all", level="group")["mean"].unstack("benchmark")
-    return stats.mean_rank(scores)
+    return [b for b in scores.columns if scores[b].notna().all()]
+
+
+def mean_ranks(cells: pd.DataFrame) -> pd.Series:
+    """Per strategy: ``stats.mean_rank`` of its mean all-class accuracy over the ``ranked_benchmarks`` only,
+    so that every strategy is ranked against the same rivals on the same benchmarks (nan where none)."""
+    scores = cells.xs("all", level="group")["mean"].unstack("benchmark")
+    return stats.mean_rank(scores[ranked_benchmarks(cells)]).reindex(scores.index)
 
 
 @dataclass(frozen=True)
 class Tables:
     """Everything the renderers need, rows in table order: the runs, per strategy ``strategy_info``, per
-    benchmark ``benchmark_info``, ``cell_summaries``, ``reference_differences`` (empty without the
-    reference's runs), ``mean_ranks``, the reference strategy's name and ``validation_cells`` (empty
-    without validation sets)."""
+    benchmark ``benchmark_info``, the ``cell_summaries`` of the accuracy (``GROUPS``), ``reference_differences``
+    (empty without the reference's runs), ``mean_ranks`` and the ``ranked_benchmarks``, the reference strategy's
+    name, ``validation_cells`` (empty without validation sets), and the second table's: the
+    ``cell_summaries`` of ``ROBUSTNESS`` and the ``worst_classes``."""
 
     runs: pd.DataFrame
     strategies: pd.DataFrame
@@ -141,15 +178,20 @@ class Tables:
     cells: pd.DataFrame
     differences: pd.DataFrame
     ranks: pd.Series
+    ranked: list[str]
     reference: str
     validation: pd.DataFrame
+    robustness: pd.DataFrame
+    worst: pd.Series
 
 
 def tables(runs: pd.DataFrame, benchmarks: list[str], strategies: list[str], reference: str) -> Tables:
     """The ``Tables`` of the runs of ``benchmarks`` x ``strategies`` (strategies without runs left out; no
     differences when the reference is not among them)."""
     runs = runs[runs["benchmark"].isin(benchmarks) & runs["strategy"].isin(strategies)]
-    cells = cell_summaries(runs)
+    cells = cell_summaries(runs, GROUPS, dict.fromkeys(GROUPS, 1))
+    robustness = cell_summaries(runs, {column: column for column in ROBUSTNESS}, ROBUSTNESS)
     present = [s for s in strategies if s in set(runs["strategy"])]
     return Tables(runs, strategy_info(runs, present), benchmark_info(runs, benchmarks), cells,
-                  reference_differences(runs, reference), mean_ranks(cells), reference, validation_cells(runs))
+                  reference_differences(runs, reference), mean_ranks(cells), ranked_benchmarks(cells), reference,
+                  validation_cells(runs), robustness, worst_classes(runs))

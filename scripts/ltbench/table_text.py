@@ -7,14 +7,15 @@ from __future__ import annotations
 import html
 import math
 import re
-from typing import Any
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Callable
 
 import pandas as pd
 
 from ltbench import stats
 from ltbench.config import format_ratio
 from ltbench.shots import FEW_BELOW, MANY_ABOVE
-from ltbench.table import GROUPS, SHOTS, Tables
+from ltbench.table import GROUPS, ROBUSTNESS, SHOTS, Tables
 
 DASH = "–"
 APPROX = "≈"  # marks a difference to the reference that is not distinguishable from zero
@@ -31,11 +32,25 @@ DATASET_NAMES = {"cifar10": "CIFAR-10-LT", "cifar100": "CIFAR-100-LT"}
 STAGE_NAMES = {"posthoc": "post hoc on", "stage2": "stage 2 of"}
 
 
+# The second table's columns: their markdown labels, then the LaTeX table's (a subset, so that it prints).
+ROBUSTNESS_LABELS = {"best_ece": "ECE (%)", "best_nll": "NLL", "best_confidence": "confidence (%)",
+                     "best_worst_class_acc": "worst class (%)", "best_head_tail_gap": "gap",
+                     "best_acc_forward10": "forward 10", "best_acc_forward50": "forward 50",
+                     "best_acc_backward10": "backward 10", "best_acc_backward50": "backward 50"}
+LATEX_ROBUSTNESS = {"best_ece": "ECE", "best_nll": "NLL", "best_worst_class_acc": "Worst", "best_head_tail_gap": "Gap",
+                    "best_acc_forward50": "Fwd 50", "best_acc_backward50": "Bwd 50"}
+assert set(ROBUSTNESS_LABELS) == set(ROBUSTNESS) >= set(LATEX_ROBUSTNESS)
+MORE_DIGITS = {"best_nll"}  # shown with one decimal more than the percentages (nats near 1)
+
+
 def number(x: float, digits: int = 2, sign: bool = False) -> str:
-    """``x`` with ``digits`` decimals (a leading + or − with ``sign``); a dash for nan."""
+    """``x`` with ``digits`` decimals, halves rounded away from zero as written (60.775 -> 60.78, 0.35 -> 0.4,
+    whatever their binary float), the same in every format; a leading + or − with ``sign``; a dash for nan."""
     if x is None or math.isnan(x):
         return DASH
-    return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
+    rounded = Decimal(repr(float(x))).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    rounded = abs(rounded) if rounded == 0 else rounded  # no "-0.00"
+    return f"{rounded:+.{digits}f}" if sign else f"{rounded:.{digits}f}"
 
 
 def mean_std(cell: pd.Series, digits: int = 2, note: str = "") -> str:
@@ -55,10 +70,11 @@ def interval(lo: float, hi: float, digits: int = 2, sign: bool = False) -> str:
 
 
 def difference(diff: pd.Series) -> str:
-    """'+mean [lo, hi]' of a paired difference ('+mean (n=1)' for one seed), then '≈' unless its interval
-    excludes 0."""
+    """'+mean [lo, hi] (n=k)' of a paired difference over its k paired seeds (no interval for one seed),
+    then '≈' unless its interval excludes 0."""
     text = number(diff["mean"], sign=True)
-    text += f" {interval(diff['lo'], diff['hi'], sign=True)}" if diff["n"] > 1 else f" (n={diff['n']})"
+    text += f" {interval(diff['lo'], diff['hi'], sign=True)}" if diff["n"] > 1 else ""
+    text += f" (n={int(diff['n'])})"
     return text if diff["distinguishable"] else f"{text} {APPROX}"
 
 
@@ -82,10 +98,26 @@ def markdown_table(header: list[str], rows: list[list[str]], left: int = 1, alig
 
 
 def group_label(t: Tables, bench: str, group: str) -> str:
-    """'many (4 cl.)': a shot group with the number of classes it holds in ``bench``."""
+    """'many (4 cl.)': a shot group with the number of classes it holds in ``bench``; 'all, class-balanced'
+    where the benchmark's test set is not balanced."""
     info = t.benchmarks.loc[bench]
     classes = info["num_classes"] if group == "all" else info[f"{group}_classes"]
-    return f"{group} ({classes} cl.)"
+    name = "all, class-balanced" if group == "all" and not info["test_balanced"] else group
+    return f"{name} ({classes} cl.)"
+
+
+def pooled_mean(t: Tables, bench: str, strategy: str) -> float | None:
+    """The mean over seeds of the accuracy over all test images (pooled), shown beside the class-balanced
+    headline where the benchmark's test set is not balanced; None where it is."""
+    if t.benchmarks.loc[bench, "test_balanced"]:
+        return None
+    return t.runs.loc[(t.runs["benchmark"] == bench) & (t.runs["strategy"] == strategy), "best_test_acc"].mean()
+
+
+def pooled(t: Tables, bench: str, strategy: str) -> str:
+    """', pooled 68.20' (``pooled_mean``), or '' on a balanced test set."""
+    mean = pooled_mean(t, bench, strategy)
+    return "" if mean is None else f", pooled {number(mean)}"
 
 
 def group_header(t: Tables, bench: str, group: str) -> str:
@@ -112,31 +144,58 @@ def main_row(t: Tables, strategy: str) -> list[str]:
     for bench in t.benchmarks.index:
         for group in GROUPS:
             summary = cell(t, bench, strategy, group)
-            if summary is None or summary["n"] == 0:
-                row.append(DASH)
-                continue
-            collapsed = summary["collapsed"] if group == "all" else 0
-            text = mean_std(summary, note=f", {collapsed} collapsed" if collapsed else "")
-            row.append(f"**{text}**" if summary["best"] else text)
+            collapsed = summary["collapsed"] if group == "all" and summary is not None else 0
+            note = (f", {collapsed} collapsed" if collapsed else "") + (pooled(t, bench, strategy) if group == "all" else "")
+            row.append(markdown_cell(summary, note))
         if has_differences(t):
             diff = t.differences.loc[(bench, strategy)] if (bench, strategy) in t.differences.index else None
             row.append("baseline" if strategy == t.reference else DASH if diff is None else difference(diff))
     return row + [number(t.ranks.get(strategy, math.nan))]
 
 
-def interval_row(t: Tables, strategy: str) -> list[str]:
-    """Markdown cells of one strategy: per benchmark and group, the 95% t-interval of the mean."""
+def robustness_label(t: Tables, bench: str, column: str) -> str:
+    """A second-table column's label: 'gap many−few' names the benchmark's head and tail groups."""
+    label = ROBUSTNESS_LABELS[column]
+    groups = t.benchmarks.loc[bench, "gap_groups"]
+    return f"{label} {groups.replace('-', '−')}" if column == "best_head_tail_gap" and isinstance(groups, str) else label
+
+
+def robustness_text(t: Tables, bench: str, strategy: str, column: str, render: Callable[..., str]) -> str:
+    """One second-table cell rendered by ``render(summary, note, extra_digits)``, the worst class named in its
+    note, one more decimal for ``MORE_DIGITS``."""
+    key = (bench, strategy, column)
+    summary = t.robustness.loc[key] if key in t.robustness.index else None
+    note = f", {t.worst[(bench, strategy)]}" if column == "best_worst_class_acc" and summary is not None else ""
+    return render(summary, note, int(column in MORE_DIGITS))
+
+
+def markdown_cell(summary: pd.Series | None, note: str = "", extra_digits: int = 0) -> str:
+    """'mean ± std (n=k, note)' (2 + ``extra_digits`` decimals) in bold where best; a dash where empty."""
+    if summary is None or summary["n"] == 0:
+        return DASH
+    text = mean_std(summary, 2 + extra_digits, note=note)
+    return f"**{text}**" if summary["best"] else text
+
+
+def robustness_row(t: Tables, strategy: str) -> list[str]:
+    """Markdown cells of one strategy in the second table: per benchmark, every ``ROBUSTNESS`` metric."""
+    return [strategy_label(strategy, t.reference)] + [
+        robustness_text(t, bench, strategy, column, markdown_cell) for bench in t.benchmarks.index for column in ROBUSTNESS]
+
+
+def interval_row(t: Tables, strategy: str, cells: pd.DataFrame, groups) -> list[str]:
+    """Markdown cells of one strategy: per benchmark and group of ``cells``, the 95% t-interval of the mean."""
     row = [strategy_label(strategy, t.reference)]
     for bench in t.benchmarks.index:
-        for group in GROUPS:
-            summary = cell(t, bench, strategy, group)
-            row.append(DASH if summary is None else interval(summary["lo"], summary["hi"]))
+        for group in groups:
+            key = (bench, strategy, group)
+            row.append(interval(cells.loc[key, "lo"], cells.loc[key, "hi"]) if key in cells.index else DASH)
     return row
 
 
 def run_rows(t: Tables) -> list[list[str]]:
-    """Markdown cells of every run, in table order: accuracy with its Wilson interval, shot groups, final
-    accuracy, best epoch, and a note on a collapsed run."""
+    """Markdown cells of every run, in table order: pooled accuracy with its Wilson interval, class-balanced
+    accuracy, shot groups, final accuracy, best epoch, and a note on a collapsed run."""
     order = {s: i for i, s in enumerate(t.strategies.index)}
     runs = t.runs.assign(_row=t.runs["strategy"].map(order)).sort_values(["benchmark", "_row", "seed"])
     rows = []
@@ -145,28 +204,67 @@ def run_rows(t: Tables) -> list[list[str]]:
                 f"{number(stats.COLLAPSE_FACTOR * stats.chance_accuracy(r['num_classes']))})") if r["collapsed"] else ""
         rows.append([r["benchmark"], r["strategy"], str(r["seed"]),
                      f"{number(r['best_test_acc'])} {interval(r['best_test_acc_lo'], r['best_test_acc_hi'])}",
+                     number(r["best_balanced_acc"]),
                      *(number(r[f"{g}_acc"]) for g in SHOTS), number(r["final_test_acc"]), str(r["best_epoch"]),
                      note])
     return rows
 
 
+def rank_legend(t: Tables) -> str:
+    """What the mean rank averages over: the benchmarks on which every strategy of the table has runs."""
+    left_out = [b for b in t.benchmarks.index if b not in t.ranked]
+    text = (f"Mean rank: the all-class accuracy ranked per benchmark (1 = best), averaged over the {len(t.ranked)} of "
+            f"{len(t.benchmarks)} benchmarks on which every strategy has runs, so that each is ranked against the same "
+            "rivals")
+    return text + (f" (left out: {', '.join(left_out)})." if left_out else ".")
+
+
 def legend(t: Tables) -> list[str]:
     """The lines that say how to read the tables."""
     lines = [
-        "Best-epoch test accuracy (%) on the balanced test set, mean ± sample std over seeds with the number of "
-        f"seeds n. Shot groups by training images per class: many > {MANY_ABOVE}, medium {FEW_BELOW}-{MANY_ABOVE}, "
-        f"few < {FEW_BELOW}; 'cl.' is the number of classes a group holds. Bold: the best mean of each column. "
-        "Mean rank: the all-class accuracy ranked per benchmark (1 = best), averaged over the benchmarks.",
-        f"A run is collapsed when its best accuracy is below {stats.COLLAPSE_FACTOR:g} × chance (100 / classes); "
-        "it stays in the mean and is counted in the all-class cell.",
+        "Best-epoch test accuracy (%), mean ± sample std over seeds with the number of seeds n; 'all' is the "
+        "class-balanced accuracy (the mean of the per-class accuracies: on a balanced test set, the accuracy over "
+        "its images; where a test set is not balanced, the header says so and the pooled accuracy over its images "
+        "stands beside it). Shot groups by training images per class: many > "
+        f"{MANY_ABOVE}, medium {FEW_BELOW}-{MANY_ABOVE}, few < {FEW_BELOW}, each the mean accuracy of its classes; "
+        "'cl.' is the number of classes a group holds. Bold: the best mean of each column. " + rank_legend(t),
+        f"A run is collapsed when its class-balanced accuracy is below {stats.COLLAPSE_FACTOR:g} × chance (100 / "
+        "classes, the class-balanced accuracy of any guess that ignores the image); it stays in the mean and is "
+        "counted in the all-class cell. Numbers are rounded half away from zero, as written, in every format.",
     ]
     if has_differences(t):
         lines.append(f"Δ vs {t.reference}: all-class accuracy minus the baseline {t.reference}'s, paired by seed, "
-                     f"with its 95% t-interval; {APPROX} marks a difference not distinguishable from zero (the "
-                     "interval contains 0, or a single paired seed).")
+                     f"with its 95% t-interval and the number n of paired seeds (only seeds both have are paired, so "
+                     f"with unequal seeds Δ can differ from the difference of the means); {APPROX} marks a difference "
+                     "not distinguishable from zero (the interval contains 0, or a single paired seed).")
     else:
         lines.append(f"The reference strategy {t.reference!r} has no runs in this table: no difference column.")
     return lines
+
+
+ROBUSTNESS_LEGEND = (
+    "At each run's best epoch, from the softmax of the logits the model predicts with at test time (without the "
+    "offsets or margins a strategy adds in training only; a post-hoc strategy's adjusted logits); mean ± std over "
+    "seeds (n), bold the best mean of a column. ECE: expected calibration error, sum over 15 equal-width "
+    "confidence bins of (images in the bin / N) × |accuracy − mean top-1 confidence| in the bin (%; lower is "
+    "better). NLL: mean negative log-likelihood of the true class (nats). Confidence: mean top-1 softmax "
+    "probability (%), to read beside the accuracy (above it: over-confident). Worst class: the lowest per-class "
+    "accuracy, and the class that is worst in most seeds. Gap: head minus tail shot-group accuracy (points; many − "
+    "few, or many − medium where no class is few-shot; the header names the groups). Forward / backward ρ: the "
+    "accuracy on a test set whose class prior is long-tailed with imbalance ratio ρ in the training order "
+    "(forward) or reversed (backward), SADE's test-agnostic protocol, computed exactly as Σ_c π_c × acc_c from "
+    "the per-class accuracies, π_c ∝ ρ^(−r_c / (C − 1)) with r_c the class's rank by training images "
+    "(reversed backward).")
+
+
+def robustness_section(t: Tables) -> list[str]:
+    """Markdown lines of the second main table (calibration and robustness) and its t-intervals."""
+    header = [f"{b} {robustness_label(t, b, c)}" for b in t.benchmarks.index for c in ROBUSTNESS]
+    return ["## Calibration and robustness at the best epoch", "", ROBUSTNESS_LEGEND, "",
+            markdown_table(["strategy", *header], [robustness_row(t, s) for s in t.strategies.index]), "",
+            "## 95% confidence intervals of calibration and robustness (t over seeds)", "",
+            markdown_table(["strategy", *header], [interval_row(t, s, t.robustness, ROBUSTNESS) for s in t.strategies.index]),
+            ""]
 
 
 def validation_section(t: Tables) -> list[str]:
@@ -190,7 +288,8 @@ def markdown_report(t: Tables) -> str:
     """table.md: the legend, the benchmarks with their shot groups, the main table (one row per strategy),
     the confidence intervals of its cells, and one row per run."""
     bench_rows = [[b, arch_name(i["arch"]), i["dataset"], format_ratio(i["imbalance_ratio"]),
-                   i["epochs"], str(i["num_classes"]), str(i["test_images"]), *(str(i[f"{g}_classes"]) for g in SHOTS)]
+                   i["epochs"], str(i["num_classes"]), str(i["test_images"]), "yes" if i["test_balanced"] else "no",
+                   *(str(i[f"{g}_classes"]) for g in SHOTS)]
                   for b, i in t.benchmarks.iterrows()]
     groups = [(b, g) for b in t.benchmarks.index for g in GROUPS]
     main_header = ["strategy", "type", "builds on"]
@@ -201,19 +300,21 @@ def markdown_report(t: Tables) -> str:
         "# Results", "", *legend(t), "",
         "## Benchmarks", "",
         markdown_table(["benchmark", "model", "data", "imbalance ratio", "epochs", "classes", "test images",
-                        "many-shot classes", "medium-shot classes", "few-shot classes"], bench_rows, left=3), "",
+                        "balanced test set", "many-shot classes", "medium-shot classes", "few-shot classes"], bench_rows, left=3), "",
         "## Best-epoch test accuracy (%)", "",
         markdown_table(main_header + ["mean rank"], [main_row(t, s) for s in t.strategies.index], left=3), "",
         "## 95% confidence intervals of the means (t over seeds)", "",
         "The t-interval of each mean above (it needs two seeds or more; a dash otherwise).", "",
         markdown_table(["strategy"] + [group_header(t, b, g) for b, g in groups],
-                       [interval_row(t, s) for s in t.strategies.index]), "",
+                       [interval_row(t, s, t.cells, GROUPS) for s in t.strategies.index]), "",
+        *robustness_section(t),
         *validation_section(t),
         "## Runs", "",
-        "Per run: best-epoch accuracy with its 95% Wilson interval over the test images, the shot groups at the "
-        "best epoch, and the final-epoch accuracy. Per-class accuracy is in table.csv.", "",
-        markdown_table(["benchmark", "strategy", "seed", "all [95%]", *SHOTS, "final", "best epoch", "note"],
-                       run_rows(t), align="lllrrrrrrl"), "",
+        "Per run: best-epoch accuracy over the test images (pooled) with its 95% Wilson interval, the "
+        "class-balanced accuracy, the shot groups at the best epoch, and the final-epoch accuracy. Per-class "
+        "accuracy, calibration and robustness at the best and the final epoch are in table.csv.", "",
+        markdown_table(["benchmark", "strategy", "seed", "pooled [95%]", "class-balanced", *SHOTS, "final",
+                        "best epoch", "note"], run_rows(t), align="lllrrrrrrrl"), "",
     ]
     return "\n".join(out)
 
@@ -225,12 +326,12 @@ def latex_escape(text: Any) -> str:
     return "".join(special.get(ch, ch) for ch in str(text))
 
 
-def latex_cell(summary: pd.Series | None, mark_collapsed: bool) -> str:
-    """'$mean \\pm std$' with one decimal, bold where best, with ``mark_collapsed`` a dagger where a run
+def latex_cell(summary: pd.Series | None, mark_collapsed: bool, digits: int = 1) -> str:
+    """'$mean \\pm std$' with ``digits`` decimals, bold where best, with ``mark_collapsed`` a dagger where a run
     collapsed; '--' if empty."""
     if summary is None or summary["n"] == 0:
         return "--"
-    body = number(summary["mean"], 1) + (rf" \pm {number(summary['std'], 1)}" if summary["n"] > 1 else "")
+    body = number(summary["mean"], digits) + (rf" \pm {number(summary['std'], digits)}" if summary["n"] > 1 else "")
     body = rf"\mathbf{{{body}}}" if summary["best"] else body
     return f"${body}" + (r"^\dagger" if mark_collapsed and summary["collapsed"] else "") + "$"
 
@@ -249,39 +350,72 @@ def seed_count(t: Tables) -> str:
     return f"{low} seed{'s' * (high != 1)}" if low == high else f"{low}--{high} seeds"
 
 
-def latex_table(t: Tables) -> str:
-    """A booktabs table (needs ``\\usepackage{booktabs}``) of the main results: one row per strategy, grouped
-    by type; per benchmark the many/medium/few/all columns; the mean rank."""
+def latex_grid(t: Tables, caption: str, label: str, headers: Callable[[str], list[str]],
+               cells: Callable[[str, str], list[str]], rank: bool) -> list[str]:
+    """The lines of a booktabs table: one row per strategy, grouped by type; per benchmark the
+    ``headers(benchmark)`` columns, a row's filled by ``cells(benchmark, strategy)``; with ``rank`` a last
+    column of mean ranks."""
     benches = list(t.benchmarks.index)
-    ncols = 1 + 4 * len(benches) + 1
-    collapsed = bool(t.runs["collapsed"].any())
-    caption = (rf"Best-epoch test accuracy (\%) on the balanced test sets, mean $\pm$ std over {seed_count(t)}. "
-               rf"Shot groups by training images per class: many $>{MANY_ABOVE}$, medium {FEW_BELOW}--{MANY_ABOVE}, "
-               rf"few $<{FEW_BELOW}$ (number of classes in parentheses). Bold: best mean per column. Rank: mean rank "
-               "of the all-class accuracy across benchmarks."
-               + (rf" $^\dagger$: a seed collapsed (all-class accuracy below {stats.COLLAPSE_FACTOR:g}$\times$ chance)."
-                  if collapsed else ""))
+    width = len(headers(benches[0]))
+    ncols = 1 + width * len(benches) + rank
     lines = [
-        "% Made by rule table (scripts/make_table.py) from every run's metrics.json; needs \\usepackage{booktabs}.",
-        r"\begin{table*}[t]", r"\centering", r"\small", rf"\caption{{{caption}}}", r"\label{tab:main-results}",
-        r"\begin{tabular}{l" + "rrrr" * len(benches) + "r}", r"\toprule",
-        " & ".join([""] + [rf"\multicolumn{{4}}{{c}}{{{latex_benchmark(t.benchmarks.loc[b])}}}" for b in benches]
-                   + [""]) + r" \\",
-        " ".join(rf"\cmidrule(lr){{{2 + 4 * i}-{5 + 4 * i}}}" for i in range(len(benches))),
-        " & ".join(["Strategy"] + [latex_escape(group_label(t, b, g).capitalize())
-                                   for b in benches for g in GROUPS] + ["Rank"]) + r" \\",
+        r"\begin{table*}[t]", r"\centering", r"\small", rf"\caption{{{caption}}}", rf"\label{{{label}}}",
+        r"\begin{tabular}{l" + "r" * (width * len(benches) + rank) + "}", r"\toprule",
+        " & ".join([""] + [rf"\multicolumn{{{width}}}{{c}}{{{latex_benchmark(t.benchmarks.loc[b])}}}" for b in benches]
+                   + [""] * rank) + r" \\",
+        " ".join(rf"\cmidrule(lr){{{2 + width * i}-{1 + width * (i + 1)}}}" for i in range(len(benches))),
+        " & ".join(["Strategy"] + [h for b in benches for h in headers(b)] + ["Rank"] * rank) + r" \\",
     ]
     previous = None
     for strategy, info in t.strategies.iterrows():
         if info["type"] != previous:
             lines += [r"\midrule", rf"\multicolumn{{{ncols}}}{{l}}{{\textit{{{latex_escape(info['type'])}}}}} \\"]
             previous = info["type"]
-        label = latex_escape(strategy_label(strategy, t.reference))
-        label += f" ({latex_escape(builds_on(info))})" if builds_on(info) else ""
-        cells = [latex_cell(cell(t, b, strategy, g), mark_collapsed=g == "all") for b in benches for g in GROUPS]
-        lines.append(" & ".join([label, *cells, number(t.ranks.get(strategy, math.nan), 1)]) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table*}", ""]
-    return "\n".join(lines).replace(DASH, "--")
+        name = latex_escape(strategy_label(strategy, t.reference))
+        name += f" ({latex_escape(builds_on(info))})" if builds_on(info) else ""
+        row = [name, *(c for b in benches for c in cells(b, strategy))]
+        row += [number(t.ranks.get(strategy, math.nan), 1)] * rank
+        lines.append(" & ".join(row) + r" \\")
+    return lines + [r"\bottomrule", r"\end{tabular}", r"\end{table*}", ""]
+
+
+def latex_accuracy(t: Tables, bench: str, strategy: str) -> list[str]:
+    """A strategy's main-table cells on one benchmark: the groups, the pooled accuracy in parentheses after the
+    class-balanced one where the test set is not balanced."""
+    out = [latex_cell(cell(t, bench, strategy, g), mark_collapsed=g == "all") for g in GROUPS]
+    mean = pooled_mean(t, bench, strategy)
+    return out[:-1] + [out[-1] + ("" if mean is None else f" ({number(mean, 1)})")]
+
+
+def latex_table(t: Tables) -> str:
+    """Booktabs tables (need ``\\usepackage{booktabs}``): the main results (per benchmark the many/medium/few/all
+    columns, the mean rank) and calibration and robustness (``LATEX_ROBUSTNESS``), one row per strategy."""
+    benches = list(t.benchmarks.index)
+    collapsed = bool(t.runs["collapsed"].any())
+    unbalanced = not t.benchmarks["test_balanced"].all()
+    ranked = "across benchmarks" if len(t.ranked) == len(benches) else (
+        f"across the {len(t.ranked)} benchmarks on which every strategy has runs")
+    caption = (rf"Best-epoch test accuracy (\%), class-balanced, mean $\pm$ std over {seed_count(t)}. "
+               rf"Shot groups by training images per class: many $>{MANY_ABOVE}$, medium {FEW_BELOW}--{MANY_ABOVE}, "
+               rf"few $<{FEW_BELOW}$ (number of classes in parentheses). Bold: best mean per column. Rank: mean rank "
+               f"of the all-class accuracy {ranked}."
+               + (" Where a test set is not balanced, the pooled accuracy over its images follows in parentheses."
+                  if unbalanced else "")
+               + (rf" $^\dagger$: a seed collapsed (all-class accuracy below {stats.COLLAPSE_FACTOR:g}$\times$ chance)."
+                  if collapsed else ""))
+    main = latex_grid(t, caption, "tab:main-results", lambda b: [latex_escape(group_label(t, b, g).capitalize())
+                                                                 for g in GROUPS],
+                      lambda b, s: latex_accuracy(t, b, s), rank=True)
+    caption = (rf"Calibration and robustness at the best epoch, mean $\pm$ std over {seed_count(t)}: expected "
+               r"calibration error (\%, 15 confidence bins), negative log-likelihood, the worst class's accuracy "
+               r"(\%), the head-to-tail gap (many- minus few-shot accuracy, or minus medium-shot without few-shot "
+               r"classes) and the accuracy (\%) on forward and backward long-tailed test priors of imbalance ratio "
+               r"50 (SADE's protocol, exact from per-class accuracies). Bold: best mean per column.")
+    robust = latex_grid(t, caption, "tab:calibration-robustness", lambda b: list(LATEX_ROBUSTNESS.values()),
+                        lambda b, s: [robustness_text(t, b, s, c, lambda x, _, more: latex_cell(x, False, 1 + more))
+                                      for c in LATEX_ROBUSTNESS], rank=False)
+    head = "% Made by rule table (scripts/make_table.py) from every run's metrics.json; needs \\usepackage{booktabs}."
+    return "\n".join([head, *main, *robust]).replace(DASH, "--")
 
 
 def inline_html(text: str) -> str:

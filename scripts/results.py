@@ -378,14 +378,15 @@ def units_readme(records: dict[RunKey, dict[str, Any]], overlays: list[str]) -> 
     lines = [
         "# Results on the real data",
         "",
-        "Measured results of this pipeline, trained with",
+        "Measured results of this pipeline. Each unit below (a benchmark and a strategy, its seeds) was trained",
+        "on the device it names with the config of",
         "",
-        f"    snakemake{' --configfile' + configfiles if overlays else ''} --config 'matrix={{benchmarks: [...], "
-        "strategies: [...]}}'",
+        f"    snakemake{' --configfile' + configfiles if overlays else ''}"
+        " --config 'matrix={benchmarks: [<benchmark>], strategies: [<strategy>, ...]}'",
         "",
-        "(one unit of the table below at a time, on a lent GPU through `python scripts/results.py import` or",
-        "here) and written here by `python scripts/results.py"
-        + "".join(f" --config {path}" for path in overlays) + " publish` (do not edit by hand).",
+        "(on a lent GPU, the plain `scripts/train.py` with the same config files, its runs brought in with",
+        "`python scripts/results.py import`), and written here by `python scripts/results.py"
+        + "".join(f" --config {path}" for path in overlays) + " publish --docs <this folder>` (do not edit by hand).",
         "`table.md` (`table.csv`, `table.tex`) and `plots/benchmarks/` are made by the pipeline's own table and",
         "plot code from every run under `runs/` (its `metrics.json` and `history.json`); no data, images or",
         "test-set predictions are kept here.",

@@ -80,10 +80,12 @@ def test_real_cifar10_png_subset(tmp_path, monkeypatch):
 def test_real_cifar10lt_balanced_softmax_lifts_the_tail_through_the_rules(tmp_path):
     """4 epochs of ResNet-8 (the CPU-scale protocol) on the real CIFAR-10-LT, ratio 100, about 2 minutes on
     2 cores. At the final epoch ``ce`` has learnt the head (many-shot accuracy far above the 10% of
-    chance) and all but ignores the two medium-shot classes (83 and 50 images against 5,000), while
-    ``balanced_softmax`` (log-prior offsets in the training loss) lifts them far above ``ce``. The margins
-    are a fraction of what the protocol's own runs show (docs/results/cpu/), so that any seed passes; an
-    offset of the wrong sign sinks the medium-shot classes below ``ce``'s instead."""
+    chance) and ignores the two medium-shot classes (83 and 50 images against 5,000), while
+    ``balanced_softmax`` (log-prior offsets in the training loss) lifts them far above ``ce``'s. Measured
+    for seeds 0, 1, 2 (commit 9a358cd, the 2-core machine): ``ce`` many-shot 38.1, 36.7, 36.0% and
+    medium-shot 0.0% each; ``balanced_softmax`` medium-shot 33.2, 32.3, 36.5% and many-shot 39.5, 40.9,
+    41.6%. The bounds below leave a margin of more than 10 points to every one of them, so that any seed
+    passes. An offset of the wrong sign favours the head even more than ``ce`` does and cannot lift them."""
     copy_workflow(tmp_path)
     (tmp_path / "data/cifar10-png").mkdir(parents=True)
     unpack(CIFAR10_PNG, tmp_path / "data/cifar10-png")  # where configs/shared-data.yaml looks
@@ -95,5 +97,5 @@ def test_real_cifar10lt_balanced_softmax_lifts_the_tail_through_the_rules(tmp_pa
         assert metrics["epochs"] == 4 and metrics["test_images"] == 10000 and sum(metrics["class_counts"]) == 12406
         assert metrics["shot_classes"] == {"many": 8, "medium": 2, "few": 0}
     ce, bs = (final[s]["last_shot_acc"] for s in ("ce", "balanced_softmax"))
-    assert ce["many"] > 40.0, f"ce learnt too little of the head: {ce}"
-    assert bs["medium"] > ce["medium"] + 20.0, f"balanced_softmax does not lift the tail above ce: {bs} vs {ce}"
+    assert ce["many"] > 25.0 and bs["many"] > 25.0, f"too little of the head learnt: ce {ce}, balanced_softmax {bs}"
+    assert bs["medium"] > ce["medium"] + 15.0, f"balanced_softmax does not lift the tail above ce: {bs} vs {ce}"

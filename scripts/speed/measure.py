@@ -39,7 +39,7 @@ from ltbench import cli  # noqa: E402
 from ltbench import config as cfg  # noqa: E402
 from ltbench import strategies  # noqa: E402
 from ltbench.data import load_cache  # noqa: E402
-from ltbench.devices import select_device  # noqa: E402
+from ltbench.devices import cpuinfo_field, select_device  # noqa: E402
 from ltbench.io import read_json, write_json  # noqa: E402
 from ltbench.models import build_model  # noqa: E402
 from ltbench.train import Recipe, RunSpec, git_commit, run_pack  # noqa: E402
@@ -142,7 +142,8 @@ def concurrency(args, ks: list[int], trainer: str, workdir: Path) -> list[dict]:
     and compilation are left out), and the k processes' training images per second are summed."""
     rows = []
     for k in ks:
-        cmd = [sys.executable, __file__, *(f"--config={path}" for path in cli.config_files(args)), "--benchmark", args.benchmark, "--epochs",
+        cmd = [sys.executable, __file__, *(f"--config={path}" for path in cli.config_files(args)),
+               *([f"--threads={args.threads}"] if args.threads else []), "--benchmark", args.benchmark, "--epochs",
                str(args.epochs), "--trainers", trainer, "--strategies", args.strategies.split(",")[0]]
         outs = [workdir / f"concurrent-{k}-{seed}.json" for seed in range(k)]
         start = time.perf_counter()
@@ -214,18 +215,22 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--concurrent", default="", help="comma-separated job counts, e.g. 1,2,4,8")
     parser.add_argument("--out", default=None, help="write all numbers here as JSON")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads of every trainer (default: the config's train.threads)")
     args = parser.parse_args(argv)
     trainers = [parse_trainer(t) for t in args.trainers.split(",")]
     config = cli.read_config(args)
+    if args.threads:
+        config["train"]["threads"] = args.threads
     recipe = replace(Recipe(**config["recipe"]), epochs=args.epochs)
     bench = cfg.benchmark(config, args.benchmark)
     index = read_json(cfg.DATA_DIR.format(data_id=bench.data_id) + "/index.json")
     flops = forward_flops(bench.arch, index["num_classes"])
     seeds = [int(s) for s in args.seeds.split(",")]
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else cpuinfo_field("model name") or "cpu"
     peak = bf16_peak(device)
     results = {"benchmark": args.benchmark, "epochs": args.epochs, "forward_gflop_per_image": flops / 1e9,
-               "device": device, "torch": torch.__version__, "commit": git_commit(), "bf16_peak_tflops": peak,
+               "device": device, "threads": config["train"]["threads"], "torch": torch.__version__, "commit": git_commit(), "bf16_peak_tflops": peak,
                "runs": {}, "errors": {}, "speed": [], "accuracy": []}
     print(f"{args.benchmark}, {args.epochs} epochs, {device}, torch {torch.__version__},"
           f" {flops / 1e9:.3f} GFLOP/image forward, bf16 peak {peak or 'unknown'} TFLOP/s", flush=True)

@@ -1,9 +1,13 @@
-"""Train (benchmark, strategy, seed) runs: one, or several seeds side by side in one process.
+"""Train (benchmark, strategy, seed) runs: one, or several side by side in one process.
 
 As a plain command (no Snakemake needed):
-    python scripts/train.py --benchmark resnet32-cifar10lt --strategy ce --seed 0 [--seed 1 ...]
+    python scripts/train.py --benchmark resnet32-cifar10lt --strategy ce [--strategy inverse_freq ...] \
+        --seed 0 [--seed 1 ...]
 reads config.yaml and the materialized subset under results/data/, and writes history.json,
-predictions.npz and model.pt under results/runs/<benchmark>/<strategy>/seed<seed>/ for each seed.
+predictions.npz and model.pt under results/runs/<benchmark>/<strategy>/seed<seed>/ for every
+strategy and seed. The runs train in one model where they share the recipe, the head and the
+epoch length (static weights, logit offsets, margin and focal losses, deferred weights, samplers
+that keep the epoch length); the others train in groups of their own, one group after another.
 As the Snakemake rule ``train`` (or ``stage2``) it takes the same from the ``snakemake`` object:
 one seed, or with ``train.pack_seeds`` every configured seed.
 """
@@ -32,6 +36,7 @@ def make_spec(config: dict, benchmark: str, strategy: str, seed: int, threads: i
         checkpoint_every=config["train"]["checkpoint_every"],
         compile=config["train"].get("compile") or None,
         precision=config["train"].get("precision", "auto"),
+        memory_format=config["train"].get("memory_format", "auto"),
         strategy_timeout=config["train"].get("strategy_timeout", strategies.TIMEOUT),
         **paths,
     )
@@ -53,13 +58,14 @@ def default_paths(config: dict, benchmark: str, strategy: str, seed: int) -> dic
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = cli.run_parser(__doc__, several_seeds=True)
+    parser = cli.run_parser(__doc__, several=True)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--log", default=None, help="write progress here instead of the terminal")
     args = parser.parse_args(argv)
     config = cli.read_config(args)
-    specs = [make_spec(config, args.benchmark, args.strategy, seed, args.threads,
-                       default_paths(config, args.benchmark, args.strategy, seed)) for seed in args.seed]
+    specs = [make_spec(config, args.benchmark, strategy, seed, args.threads,
+                       default_paths(config, args.benchmark, strategy, seed))
+             for strategy in dict.fromkeys(args.strategy) for seed in dict.fromkeys(args.seed)]
     with redirect_to_log(args.log):
         run_pack(specs)
 

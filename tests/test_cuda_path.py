@@ -135,8 +135,8 @@ def test_a_training_step_never_waits_for_the_device(subset, tmp_path, monkeypatc
     if strategy == "minority_synthesis" and len(seeds) > 1:
         pytest.skip("feature-hook strategies train one run at a time")
     specs = pack(subset, tmp_path, seeds=seeds, strategy=strategy, params=params)
-    trainer = Trainer(specs, prepare(specs[0]), torch.device("cpu"))
-    weights = trainer.method.weights_at(0)
+    trainer = Trainer(specs, [prepare(s) for s in specs], torch.device("cpu"))
+    weights = trainer.weights_at(0)
     idx = [torch.randperm(len(trainer.train_y), generator=g)[:8] for g in trainer.generators]
     trainer.train_step(0, idx, weights)  # first step: lazily built state (banks, margins on the device)
     with HostSyncs(monkeypatch) as syncs:

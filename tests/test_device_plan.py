@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tarfile
 
+import pytest
 import yaml
 
 from conftest import REPO, tiny_config
@@ -111,3 +112,84 @@ def test_a_unit_too_large_for_one_archive_goes_back_run_by_run(tmp_path, monkeyp
     assert sorted(p.name for p in (tmp_path / "split").iterdir()) == ["runs-b-s-seed0.tar.gz", "runs-b-s-seed1.tar.gz"]
     with tarfile.open(tmp_path / "split/runs-b-s-seed1.tar.gz") as tar:
         assert sorted(tar.getnames()) == ["results/runs/b/s/seed1/history.json", "results/runs/b/s/seed1/predictions.npz"]
+
+
+def tiny_loan_tree(tmp_path, seeds=(0, 1)):
+    """A copy of scripts/ with a carried tiny subset (results/data/folder-lt5.tar.xz) and a config of two
+    benchmarks on it (ResNet-32 and ResNet-8), as a lent machine would have them."""
+    shutil.copytree(REPO / "scripts", tmp_path / "scripts", ignore=shutil.ignore_patterns("__pycache__"))
+    write_image_folder(tmp_path / "folder", num_classes=4, train_per_class=10, test_per_class=3)
+    subset = tmp_path / "results/data/folder-lt5"
+    data.materialize("imagefolder", str(tmp_path / "folder"), 5, 0, str(subset / "index.json"),
+                     str(subset / "cache.npz"))
+    with tarfile.open(tmp_path / "results/data/carried.tar.xz", "w:xz") as tar:
+        tar.add(subset, arcname="folder-lt5")
+    shutil.rmtree(subset)
+    config = tiny_config()
+    config["seeds"] = list(seeds)
+    config["strategies"].update({"inverse_freq": {}, "balanced_softmax": {}, "oversampling": {}})
+    config["datasets"] = {"folder": {"format": "imagefolder", "path": "folder"}}
+    config["benchmarks"] = {"resnet32-folder": {"arch": "resnet32", "dataset": "folder", "imbalance_ratio": 5},
+                            "resnet8-folder": {"arch": "resnet8", "dataset": "folder", "imbalance_ratio": 5}}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+
+
+def test_a_loan_trains_units_side_by_side_and_brings_back_their_runs(tmp_path):
+    tiny_loan_tree(tmp_path)
+    strategies = "ce,inverse_freq,balanced_softmax,oversampling"  # oversampling: a group of its own
+    cmd = [sys.executable, "scripts/speed/loan.py", "--config", "tiny.yaml", "--out", "out", "--epochs", "2",
+           "--unit", f"resnet32-folder={strategies}", "--unit", f"resnet8-folder={strategies}",
+           "--probe-batch", "4", "--threads", "1", "--poll", "0.5", "--max-files", "2"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "LTBENCH_COMMIT": "c0ffee"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "unpacked results/data/carried.tar.xz: folder-lt5" in proc.stdout
+    assert "probe resnet32 x8" in proc.stdout and "probe resnet8 x8" in proc.stdout
+    summary = json.loads(proc.stdout.split("loan: ", 1)[1].splitlines()[0])
+    assert [u["status"] for u in summary["units"]] == ["done", "done"]
+    assert summary["units"][0]["layout"] in ("channels_last", "contiguous")
+    # each unit's eight runs fit one archive; the call's two files are taken, so loan.json stays home
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "runs-resnet32-folder-part1.tar.gz", "runs-resnet8-folder-part1.tar.gz"]
+    with tarfile.open(tmp_path / "out/runs-resnet8-folder-part1.tar.gz") as tar:
+        names = sorted(tar.getnames())
+        history = json.load(tar.extractfile("results/runs/resnet8-folder/balanced_softmax/seed1/history.json"))
+    assert names == sorted(f"results/runs/resnet8-folder/{s}/seed{k}/{f}" for s in strategies.split(",")
+                           for k in (0, 1) for f in ("history.json", "predictions.npz"))
+    assert history["provenance"]["commit"] == "c0ffee" and history["recipe"]["epochs"] == 2
+    assert history["provenance"]["trained_with"] == [f"{s}/seed{k}" for s in ("ce", "inverse_freq", "balanced_softmax")
+                                                     for k in (0, 1)]
+    assert history["provenance"]["memory_format"] == summary["units"][1]["layout"]
+
+
+def test_the_pace_of_a_training_comes_from_its_epochs(tmp_path):
+    sys.path.insert(0, str(REPO / "scripts/speed"))
+    from loan import Pace
+
+    log, pace = tmp_path / "train.log", Pace()
+    line = "[b/ce/seed0] epoch {}/200 loss 2.3 test acc 10.00 (best 10.00) lr 0.1 100 train img/s eta 1:00:00\n"
+    assert pace.remaining(log, 0.0) is None  # no log yet
+    log.write_text(line.format(1))
+    assert pace.remaining(log, 10.0) is None  # the first epoch carries the warm-up
+    log.write_text(line.format(1) + line.format(2))
+    assert pace.remaining(log, 12.0) is None  # the first look: the clock starts
+    log.write_text(log.read_text() + line.format(3) + line.format(4))
+    assert pace.remaining(log, 14.0) == pytest.approx(196 * 1.0)  # 2 epochs in 2 s; the printed eta is ignored
+
+
+def test_runs_fill_archives_in_order_up_to_the_limit(tmp_path, monkeypatch):
+    sys.path.insert(0, str(REPO / "scripts/speed"))
+    import pack_runs
+
+    monkeypatch.chdir(tmp_path)
+    for strategy in ("a", "b"):
+        for seed in (0, 1, 2):
+            run = tmp_path / f"results/runs/x/{strategy}/seed{seed}"
+            run.mkdir(parents=True)
+            (run / "history.json").write_text("{}")
+            (run / "predictions.npz").write_bytes(os.urandom(400_000))
+    written, errors = pack_runs.pack("x", ["a", "b"], tmp_path / "out", limit_mib=1.0)
+    assert errors == [] and [p.name for p in written] == ["runs-x-part1.tar.gz", "runs-x-part2.tar.gz",
+                                                          "runs-x-part3.tar.gz"]
+    with tarfile.open(written[1]) as tar:  # two runs of 0.38 MiB to an archive, in order
+        assert sorted({n.rsplit("/", 1)[0] for n in tar.getnames()}) == ["results/runs/x/a/seed2", "results/runs/x/b/seed0"]

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import torch
 
-from ltbench.devices import DeviceError, claim_gpu, cpu_computes_bf16, resolve_precision
+from ltbench.devices import DeviceError, claim_gpu, cpu_computes_bf16, resolve_memory_format, resolve_precision
 
 CPU = torch.device("cpu")
 
@@ -69,3 +69,13 @@ def test_a_cpu_run_names_the_cpu_model_and_its_threads(tmp_path):
     torch.set_num_threads(1)
     assert device_name(CPU, info) == "Some CPU, 1 thread"
     assert device_name(CPU, str(tmp_path / "absent")).endswith(", 1 thread")  # platform.processor() or "CPU"
+
+
+def test_memory_format_follows_device_and_precision_unless_chosen():
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert resolve_memory_format("auto", cpu, "fp32") == "contiguous"
+    assert resolve_memory_format("auto", cpu, "bf16") == "channels_last"
+    assert resolve_memory_format("auto", gpu, "bf16") == "channels_last"
+    assert resolve_memory_format("contiguous", gpu, "bf16") == "contiguous"
+    with pytest.raises(DeviceError, match="unknown memory_format 'nhwc'"):
+        resolve_memory_format("nhwc", cpu, "fp32")

@@ -14,8 +14,10 @@ import torch
 import torch.nn.functional as F
 
 from ltbench import replicas
+from ltbench.devices import select_device
+from ltbench.losses import packed_cross_entropy
 from ltbench.models import build_model
-from ltbench.train import run, run_pack
+from ltbench.train import Trainer, prepare, run, run_pack
 from test_train import crash_in_epoch, spec
 
 SEEDS = (0, 1)
@@ -56,7 +58,8 @@ def test_packed_seeds_train_as_they_would_alone(subset, tmp_path, strategy, modu
     for s in SEEDS:  # each run has its own outputs, and its final weights are its own
         mine = torch.load(tmp_path / f"packed/seed{s}/model.pt")
         theirs = torch.load(tmp_path / f"alone/seed{s}/model.pt")
-        assert all(torch.allclose(mine[k].float(), theirs[k].float(), atol=1e-5) for k in theirs)
+        worst = max((mine[k].float() - theirs[k].float()).abs().max().item() for k in theirs)
+        assert worst < 2e-3, worst
         with np.load(tmp_path / f"packed/seed{s}/predictions.npz") as pred:
             assert pred["best_logits"].shape == (12, 4)
 
@@ -103,13 +106,82 @@ def test_a_killed_packed_job_resumes_every_run(subset, tmp_path, monkeypatch):
     assert alone["epochs"][2]["train_loss"] == pytest.approx(whole[1]["epochs"][2]["train_loss"], rel=1e-3)
 
 
-def test_runs_of_one_job_may_differ_only_in_seed(subset, tmp_path):
+def test_runs_of_one_job_may_differ_only_in_strategy_and_seed(subset, tmp_path):
     specs = pack(subset, tmp_path, seeds=(0, 1))
-    with pytest.raises(ValueError, match="differ only in seed; these differ: strategy"):
-        run_pack([specs[0], replace(specs[1], strategy=replace(specs[1].strategy, name="other"))])
-    with pytest.raises(ValueError, match="seeds of one job must be distinct"):
+    with pytest.raises(ValueError, match="differ only in strategy and seed; these differ: recipe"):
+        run_pack([specs[0], replace(specs[1], recipe=replace(specs[1].recipe, lr=0.5))])
+    with pytest.raises(ValueError, match="must be distinct"):
         run_pack([specs[0], replace(specs[1], seed=0)])
     assert list(tmp_path.iterdir()) == []
+
+
+# strategies of every kind that share the recipe and the epoch length: static weights, logit
+# offsets, a focal loss with a head bias, a deferred weighting and class-balanced sampling (N draws)
+MIXED = [("ce", None, None), ("inverse_freq", None, None), ("balanced_softmax", None, None),
+         ("cb_focal_cui", "focal", {"form": "sigmoid", "gamma": 1.0}), ("drw", None, {"defer_epoch": 1}),
+         ("class_balanced_sampling", "resampling", {"q": 0.0})]
+
+
+def mixed(subset, out, seeds=SEEDS, strategies=MIXED, **kwargs):
+    """Runs of every (strategy, seed), writing under ``out/<strategy>/seed<s>``."""
+    return [s for name, module, params in strategies
+            for s in pack(subset, out / name, seeds=seeds, strategy=name, module=module, params=params, **kwargs)]
+
+
+def test_strategies_packed_together_train_as_they_would_alone(subset, tmp_path, capsys):
+    packed = run_pack(mixed(subset, tmp_path / "packed", lr=1e-9, epochs=2))
+    assert "groups" not in capsys.readouterr().out  # one model for all twelve runs
+    alone = [run(s) for s in mixed(subset, tmp_path / "alone", lr=1e-9, epochs=2)]
+    assert_same_runs(packed, alone)
+    assert [h["strategy"]["name"] for h in packed] == [name for name, _, _ in MIXED for _ in SEEDS]
+    assert len(packed[0]["provenance"]["trained_with"]) == len(MIXED) * len(SEEDS)
+    for name, _, _ in MIXED:
+        for s in SEEDS:  # each run's outputs and final weights are its own (the focal head bias included)
+            mine = torch.load(tmp_path / f"packed/{name}/seed{s}/model.pt")
+            theirs = torch.load(tmp_path / f"alone/{name}/seed{s}/model.pt")
+            worst = max((mine[k].float() - theirs[k].float()).abs().max().item() for k in theirs)
+        assert worst < 2e-3, worst
+
+
+@pytest.mark.parametrize("pair", [MIXED[1:3], [MIXED[0], MIXED[3]]], ids=["weights+offsets", "ce+focal"])
+def test_a_packed_step_of_two_strategies_is_each_runs_own_step(subset, tmp_path, pair):
+    """Two SGD steps (the second with momentum) at the recipe's learning rate on the same batches: two
+    strategies packed (class weights beside logit offsets: the one-call loss; plain cross-entropy beside
+    the sigmoid focal loss with its head bias: the per-run loss) end with each run's weights as trained
+    alone, within 2e-3 (measured on one thread: 2.6e-4, rounding of the grouped convolutions grown over
+    two steps on this tiny problem; a wrong weight, offset or loss differs by about lr * gradient, ~1e-2)."""
+    specs = mixed(subset, tmp_path, seeds=(0,), strategies=pair)
+    select_device("cpu", 1)  # as a run does: the rounding depends on the thread count
+    packed = Trainer(specs, [prepare(s) for s in specs], torch.device("cpu"))
+    alone = [Trainer([s], [prepare(s)], torch.device("cpu")) for s in specs]
+    idx = [torch.arange(8), torch.arange(8, 16)]
+    for step in idx:
+        packed.train_step(0, [step] * len(specs), packed.weights_at(0))
+        for trainer in alone:
+            trainer.train_step(0, [step], trainer.weights_at(0))
+    for r, trainer in enumerate(alone):
+        mine, theirs = packed.model.state_dict(r), trainer.model.state_dict(0)
+        worst = max((mine[k].float() - theirs[k].float()).abs().max().item() for k in theirs)
+        assert worst < 2e-3, worst
+
+
+def test_runs_that_cannot_share_a_model_train_in_their_own_groups(subset, tmp_path, capsys):
+    strategies = [("ce", None, None), ("oversampling", None, None), ("ldam_drw", None, {"defer_epoch": 1}),
+                  ("inverse_freq", None, None)]
+    histories = run_pack(mixed(subset, tmp_path, seeds=(0,), strategies=strategies, epochs=1))
+    out = capsys.readouterr().out
+    # oversampling visits more images per epoch, LDAM needs a cosine head: each trains in a group of its own
+    assert "3 groups, which train one after another" in out and "ce+inverse_freq; oversampling; ldam_drw" in out
+    assert [h["strategy"]["name"] for h in histories] == [name for name, _, _ in strategies]
+    assert histories[0]["provenance"]["trained_with"] == ["ce/seed0", "inverse_freq/seed0"]
+    assert histories[1]["epochs"][0]["train_images"] > histories[0]["epochs"][0]["train_images"]
+
+
+def test_packed_cross_entropy_is_each_runs_weighted_cross_entropy():
+    torch.manual_seed(0)
+    logits, targets, weight = torch.randn(3, 16, 5), torch.randint(0, 5, (3, 16)), torch.rand(3, 5) + 0.1
+    expected = torch.stack([F.cross_entropy(logits[r], targets[r], weight=weight[r]) for r in range(3)])
+    assert torch.allclose(packed_cross_entropy(logits, targets, weight), expected, rtol=1e-6)
 
 
 def test_unknown_compile_mode_fails_before_training(subset, tmp_path):

@@ -18,7 +18,7 @@ RECIPE = Recipe(epochs=2, batch_size=8, lr=0.05, momentum=0.9, weight_decay=5e-4
                 eval_batch_size=16)
 
 
-def spec(subset, out, strategy="ce", module=None, device="cpu", seed=0, params=None, epochs=2, precision="auto"):
+def spec(subset, out, strategy="ce", module=None, device="cpu", seed=0, params=None, epochs=2, precision="fp32"):
     """A tiny ResNet-32 run on the ``subset`` fixture, writing into ``out``."""
     return RunSpec(
         benchmark=Benchmark("resnet32-tiny", "resnet32", "tiny", 5.0),

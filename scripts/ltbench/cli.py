@@ -27,16 +27,18 @@ def read_config(args: argparse.Namespace) -> dict[str, Any]:
     return cfg.load_config(*config_files(args))
 
 
-def run_parser(doc: str, several_seeds: bool = False) -> argparse.ArgumentParser:
-    """A parser with ``--config`` (``add_config``), ``--benchmark``, ``--strategy`` and ``--seed`` (repeatable, a list,
-    if ``several_seeds``); ``doc`` is its help text."""
+def run_parser(doc: str, several: bool = False) -> argparse.ArgumentParser:
+    """A parser with ``--config`` (``add_config``), ``--benchmark``, ``--strategy`` and ``--seed`` (each of the
+    last two repeatable, a list, if ``several``); ``doc`` is its help text."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config(parser)
     parser.add_argument("--benchmark", required=True)
-    parser.add_argument("--strategy", required=True)
-    if several_seeds:
+    if several:
+        parser.add_argument("--strategy", action="append", required=True,
+                            help="repeat to train several strategies side by side (every strategy with every seed)")
         parser.add_argument("--seed", type=int, action="append", required=True,
                             help="repeat to train several seeds side by side")
     else:
+        parser.add_argument("--strategy", required=True)
         parser.add_argument("--seed", type=int, required=True)
     return parser

@@ -104,6 +104,20 @@ def cpu_computes_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     return any(flag in flags for flag in CPU_BF16_FLAGS)
 
 
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
+
+
+def resolve_memory_format(preference: str, device: torch.device, precision: str) -> str:
+    """``channels_last`` or ``contiguous``: the activations' layout. ``auto`` is channels_last on a GPU and
+    wherever the precision is bf16 (measured faster for single models), contiguous elsewhere. Grouped
+    convolutions (packed runs) may prefer the other layout: ``scripts/speed/conv_probe.py`` measures both."""
+    if preference not in MEMORY_FORMATS:
+        raise DeviceError(f"unknown memory_format {preference!r}; choose one of {', '.join(MEMORY_FORMATS)}")
+    if preference != "auto":
+        return preference
+    return "channels_last" if device.type == "cuda" or precision == "bf16" else "contiguous"
+
+
 def resolve_precision(preference: str, device: torch.device, cpuinfo: str = "/proc/cpuinfo") -> str:
     """``bf16`` or ``fp32``: what a training on ``device`` computes in. ``auto`` is bf16 on a GPU and on a
     CPU that computes bf16 natively (``cpu_computes_bf16``), fp32 elsewhere; ``bf16`` and ``fp32`` are

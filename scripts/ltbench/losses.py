@@ -23,6 +23,14 @@ class CrossEntropy:
         return F.cross_entropy(logits, targets, weight=weight)
 
 
+def packed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``CrossEntropy`` of R runs in one call: logits R x B x C, targets R x B, per-run class weights
+    R x C -> (R,), run r's loss sum_i w_{r,y_ri} l_ri / sum_i w_{r,y_ri} with l_ri = -log softmax(z_ri)_{y_ri}."""
+    nll = -F.log_softmax(logits, dim=2).gather(2, targets[..., None]).squeeze(2)
+    w = weight.gather(1, targets)
+    return (w * nll).sum(1) / w.sum(1)
+
+
 class Focal:
     """Focal loss (Lin et al. 2017): l_i = -(1 - p_i)^gamma log p_i, p_i = softmax(z_i)_{y_i}."""
 

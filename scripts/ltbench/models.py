@@ -103,7 +103,8 @@ class PackedLinear(nn.Linear):
         if self.runs == 1:
             return super().forward(x)
         w = run_view(self.weight, self.runs)  # R x classes x in
-        z = torch.einsum("bri,rci->brc", x.unflatten(1, (self.runs, -1)), w) + run_view(self.bias, self.runs)
+        z = torch.einsum("bri,rci->brc", x.unflatten(1, (self.runs, -1)), w)
+        z = z + run_view(self.bias, self.runs).to(z.dtype)  # bf16 under autocast, as nn.Linear's output is
         return z.flatten(1)
 
 

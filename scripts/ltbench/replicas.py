@@ -115,12 +115,13 @@ class Runs:
 
 
 def build_runs(arch: str, num_classes: int, head: str, seeds: list[int], device: torch.device,
-               init_paths: list[str | None], head_bias: float | None = None, channels_last: bool = False) -> Runs:
+               init_paths: list[str | None], head_biases: list[float | None] | None = None,
+               channels_last: bool = False) -> Runs:
     """``Runs`` of one model per seed, each initialised from ``torch.manual_seed(seed)`` exactly as a
-    lone run is (head bias set to ``head_bias`` if given), or loaded from its ``init_paths`` entry;
-    activations channels_last if ``channels_last``."""
+    lone run is (its head bias set to its ``head_biases`` entry if not None), or loaded from its
+    ``init_paths`` entry; activations channels_last if ``channels_last``."""
     models = []
-    for seed, init in zip(seeds, init_paths):
+    for seed, init, head_bias in zip(seeds, init_paths, head_biases or [None] * len(seeds)):
         torch.manual_seed(seed)
         model = build_model(arch, num_classes, head=head)
         if head_bias is not None:

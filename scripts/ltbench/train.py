@@ -21,10 +21,11 @@ import torch
 from ltbench import augment, checkpoint, strategies
 from ltbench.checkpoint import History
 from ltbench.constraints import MaxNorm
+from ltbench.losses import CrossEntropy, packed_cross_entropy
 from ltbench.strategies import Method
 from ltbench.config import Benchmark, Strategy, format_ratio
 from ltbench.data import DataError, load_cache
-from ltbench.devices import device_name, resolve_precision, select_device
+from ltbench.devices import device_name, resolve_memory_format, resolve_precision, select_device
 from ltbench.samplers import InstanceSampler
 from ltbench.replicas import build_runs, check_compile_mode, optimizer_state, stack_optimizer_states
 from ltbench.io import atomic_path, read_json, write_json
@@ -69,6 +70,7 @@ class RunSpec:
     init_model_path: str | None = None  # stage 2: start from this run's final weights
     compile: str | None = None  # torch.compile mode (ltbench.replicas.COMPILE_MODES); None: eager
     precision: str = "auto"  # ltbench.devices.PRECISION_CHOICES: auto, bf16 or fp32
+    memory_format: str = "auto"  # ltbench.devices.MEMORY_FORMATS: auto, channels_last or contiguous
     compile_backend: str = "inductor"
     strategy_timeout: float = strategies.TIMEOUT  # seconds each strategy function may take
 
@@ -148,13 +150,17 @@ def cosine_lr(base_lr: float, epoch: int, epochs: int, schedule: str = "cosine")
 
 
 class Trainer:
-    """Models, optimizer and device-resident data of the runs one job trains side by side: runs that
-    differ only in their seed (one run unless packed; see ltbench.replicas). Run r draws its model
-    initialisation, sample order and augmentation from its own seed exactly as it would alone."""
+    """Models, optimizer and device-resident data of the runs one job trains side by side: runs of
+    one benchmark that share the recipe and the epoch length and differ in seed or strategy (one run
+    unless packed; see ltbench.replicas and ``pack_groups``). Run r draws its model initialisation,
+    sample order and augmentation from its own seed, and takes its class weights, logit offsets,
+    loss, sampler and head bias from its own strategy, exactly as it would alone."""
 
-    def __init__(self, specs: list[RunSpec], prep: Prepared, device: torch.device) -> None:
-        spec = specs[0]
-        self.specs, self.runs, self.recipe, self.device, self.method = specs, len(specs), prep.recipe, device, prep.method
+    def __init__(self, specs: list[RunSpec], preps: list[Prepared], device: torch.device) -> None:
+        spec, prep = specs[0], preps[0]
+        self.specs, self.runs, self.recipe, self.device = specs, len(specs), prep.recipe, device
+        self.methods = [p.method for p in preps]
+        self.method = self.methods[0]  # what the runs share: head, trainable part, feature hook (a lone run)
         cache = load_cache(spec.cache_path, prep.index)
         self.train_x = to_device_nchw(cache["train_x"], self.device)
         self.train_y = torch.from_numpy(cache["train_y"]).to(self.device)
@@ -167,9 +173,12 @@ class Trainer:
         self.class_counts = prep.index["class_counts"]
         self.mean = torch.tensor(prep.index["mean"], device=self.device)
         self.std = torch.tensor(prep.index["std"], device=self.device)
-        self.offsets = None if self.method.logit_offsets is None else self.method.logit_offsets.to(self.device)
+        self.offsets = stack_offsets(self.methods, self.device)
+        # one loss call for every run where all of them train with plain (weighted) cross-entropy
+        self.packed_loss = self.runs > 1 and all(type(m.loss) is CrossEntropy for m in self.methods)
         self.cuda = self.device.type == "cuda"
         self.precision = resolve_precision(spec.precision, device)
+        self.memory_format = resolve_memory_format(spec.memory_format, device, self.precision)
         self.eval_batch = self.recipe.eval_batch_size if self.cuda else min(self.recipe.eval_batch_size, CPU_EVAL_BATCH)
         self.cudagraphs = self.cuda and spec.compile == "reduce-overhead"
 
@@ -177,15 +186,15 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
         self.generators = [torch.Generator(device=self.device).manual_seed(s.seed) for s in specs]
         self.model = build_runs(spec.benchmark.arch, self.num_classes, self.method.head, [s.seed for s in specs],
-                                self.device, [s.init_model_path for s in specs], self.method.head_bias,
-                                channels_last=self.cuda or self.precision == "bf16")
+                                self.device, [s.init_model_path for s in specs], [m.head_bias for m in self.methods],
+                                channels_last=self.memory_format == "channels_last")
         self.model.compile(spec.compile, spec.compile_backend)
         params = self.model.trainable(self.method.trainable == "classifier")
         self.optimizer = torch.optim.SGD(
             params, lr=self.recipe.lr, momentum=self.recipe.momentum, weight_decay=self.recipe.weight_decay,
         )
-        self.max_norms = [] if self.method.max_norm is None else [
-            MaxNorm(self.model.head_weight(r), self.method.max_norm) for r in range(self.runs)]
+        self.max_norms = [(r, MaxNorm(self.model.head_weight(r), m.max_norm))
+                          for r, m in enumerate(self.methods) if m.max_norm is not None]
 
     def _inputs(self, images: torch.Tensor) -> torch.Tensor:
         return augment.normalize(images, self.mean, self.std)
@@ -199,15 +208,23 @@ class Trainer:
         if self.cudagraphs:
             torch.compiler.cudagraph_mark_step_begin()
 
+    def weights_at(self, epoch: int) -> torch.Tensor:
+        """Every run's class weights in effect at ``epoch`` (R x classes, on the device)."""
+        return torch.stack([m.weights_at(epoch) for m in self.methods]).to(self.device)
+
     def _losses(self, epoch: int, inputs: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """The batch loss of every run (R,), from inputs R x B x C x H x W and targets R x B."""
+        """The batch loss of every run (R,), from inputs R x B x C x H x W, targets R x B and class
+        weights R x classes."""
         hook = self.method.feature_hook
         with self._autocast():
             logits, features = self.model(inputs, features=True)
         logits = logits.float()
         if self.offsets is not None:
-            logits = logits + self.offsets
-        losses = torch.stack([self.method.loss(logits[r], targets[r], weights) for r in range(self.runs)])
+            logits = logits + self.offsets[:, None, :]
+        if self.packed_loss:
+            losses = packed_cross_entropy(logits, targets, weights)
+        else:
+            losses = torch.stack([m.loss(logits[r], targets[r], weights[r]) for r, m in enumerate(self.methods)])
         if hook is not None:  # one run (run_pack never packs a strategy with a feature hook)
             with self._autocast():
                 losses = hook(epoch, features[0], targets[0], self.model.classifier, losses[0], self.generators[0])[None]
@@ -233,17 +250,17 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
-        sampler = self.method.sampler_at(epoch)
-        orders = [sampler.epoch(self.train_y, generator) for generator in self.generators]
-        weights = self.method.weights_at(epoch).to(self.device)
+        orders = [m.sampler_at(epoch).epoch(self.train_y, g) for m, g in zip(self.methods, self.generators)]
+        weights = self.weights_at(epoch)
         n = len(orders[0])
         if any(len(order) != n for order in orders):
-            raise RuntimeError(f"sampler {describe(sampler)} drew epochs of different lengths for different seeds")
+            raise RuntimeError("the samplers drew epochs of different lengths for runs of one pack: "
+                               + ", ".join(sorted({describe(m.sampler_at(epoch)) for m in self.methods})))
         loss_sum = torch.zeros(self.runs, device=self.device)
         for start in range(0, n, self.recipe.batch_size):
             idx = [order[start : start + self.recipe.batch_size] for order in orders]
             loss_sum += self.train_step(epoch, idx, weights) * len(idx[0])
-        for r, max_norm in enumerate(self.max_norms):  # once per epoch, as in the reference code
+        for r, max_norm in self.max_norms:  # once per epoch, as in the reference code
             max_norm.project(self.model.head_weight(r))
         return (loss_sum / n).tolist(), n
 
@@ -379,8 +396,9 @@ def train_epochs(trainer: Trainer, histories: list[History], tags: list[str], sa
     tested = torch.bincount(labels, minlength=trainer.num_classes).cpu()
     logits = None
     for epoch in range(len(histories[0].epochs), epochs):
-        for change in switches(trainer.method, epoch):
-            print(f"[{', '.join(tags)}] epoch {epoch + 1}: {change} switch on")
+        for tag, method in zip(tags, trainer.methods):
+            for change in switches(method, epoch):
+                print(f"[{tag}] epoch {epoch + 1}: {change} switch on")
         t0 = time.perf_counter()
         losses, seen = trainer.train_epoch(epoch)  # ends by reading the losses: the device is done
         train_time = time.perf_counter() - t0
@@ -416,47 +434,94 @@ def run(spec: RunSpec) -> dict[str, Any]:
 
 
 def check_pack(specs: list[RunSpec]) -> None:
-    """The runs of one job must differ only in seed and output paths."""
+    """The runs of one job must share the benchmark and the job's settings, and differ in strategy or seed."""
     if not specs:
         raise ValueError("no runs to train")
-    shared = ("benchmark", "strategy", "recipe", "device", "threads", "index_path", "cache_path", "checkpoint_every",
-              "compile", "compile_backend", "precision")
+    shared = ("benchmark", "recipe", "device", "threads", "index_path", "cache_path", "checkpoint_every",
+              "compile", "compile_backend", "precision", "memory_format")
     for spec in specs[1:]:
         differs = [name for name in shared if getattr(spec, name) != getattr(specs[0], name)]
         if differs:
-            raise ValueError(f"runs trained in one job may differ only in seed; these differ: {', '.join(differs)}")
-    seeds = [spec.seed for spec in specs]
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds of one job must be distinct: {seeds}")
+            raise ValueError(f"runs trained in one job may differ only in strategy and seed; these differ: {', '.join(differs)}")
+    runs = [(spec.strategy.name, spec.seed) for spec in specs]
+    if len(set(runs)) != len(runs):
+        raise ValueError(f"the runs of one job must be distinct (strategy, seed) pairs: {runs}")
+
+
+def epoch_lengths(method: Method, labels: torch.Tensor) -> tuple[int, int, int]:
+    """(images an epoch visits before ``defer_epoch``, the epoch it changes, images after): what runs
+    packed together must share, since every step trains all of them on one batch each. The epoch
+    is 0 where the length never changes."""
+    draw = torch.Generator().manual_seed(0)
+    before = len(method.sampler_at(0).epoch(labels, draw))
+    after = len(method.sampler_at(method.defer_epoch).epoch(labels, draw))
+    return before, method.defer_epoch if after != before else 0, after
+
+
+def pack_key(prep: Prepared, labels: torch.Tensor) -> tuple:
+    """What runs must have in common to train in one model: the effective recipe, the head, the
+    trainable part and the epoch lengths. Runs with a feature hook (per-run state) train alone."""
+    method = prep.method
+    return (asdict(prep.recipe), method.head, method.trainable, epoch_lengths(method, labels),
+            id(prep) if method.feature_hook is not None else None)
+
+
+def pack_groups(specs: list[RunSpec], preps: list[Prepared]) -> list[list[int]]:
+    """The runs (indices into ``specs``) split into groups that train side by side, in order of first
+    appearance; each group's runs share ``pack_key``. Prints why runs are split, if they are."""
+    counts = preps[0].index["class_counts"]
+    labels = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
+    keys = [pack_key(prep, labels) for prep in preps]
+    groups: dict[Any, list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(repr(key), []).append(i)
+    if len(groups) > 1:
+        names = ["+".join(dict.fromkeys(specs[i].strategy.name for i in g)) for g in groups.values()]
+        print(f"{len(groups)} groups, which train one after another (a group shares the recipe, head, trainable part"
+              " and epoch length; a strategy with a feature hook keeps per-run state and trains each run alone): "
+              + "; ".join(names))
+    return list(groups.values())
 
 
 def run_pack(specs: list[RunSpec]) -> list[dict[str, Any]]:
-    """Train runs that differ only in seed in one job, side by side on one device, each resuming from
-    its checkpoint and writing its own outputs; returns their histories. Everything is validated
-    before the first step. A strategy with a feature hook (per-run state) trains its runs in turn."""
+    """Train runs of one benchmark (several strategies and seeds) in one job, side by side on one
+    device where they can share a model (``pack_groups``), each resuming from its checkpoint and
+    writing its own outputs exactly as alone; returns their histories in the order of ``specs``.
+    Everything is validated before the first step."""
     check_pack(specs)
     preps = [prepare(spec) for spec in specs]
     device = select_device(specs[0].device, specs[0].threads)
-    if len(specs) > 1 and preps[0].method.feature_hook is not None:
-        print(f"{specs[0].strategy.name}: feature hooks keep per-run state, so its seeds train one after another")
-        return [_train([spec], prep, device)[0] for spec, prep in zip(specs, preps)]
-    return _train(specs, preps[0], device)
+    histories: list[dict[str, Any]] = [{}] * len(specs)
+    for group in pack_groups(specs, preps):
+        for i, history in zip(group, _train([specs[i] for i in group], [preps[i] for i in group], device)):
+            histories[i] = history
+    return histories
 
 
-def _train(specs: list[RunSpec], prep: Prepared, device: torch.device) -> list[dict[str, Any]]:
+def stack_offsets(methods: list[Method], device: torch.device) -> torch.Tensor | None:
+    """Every run's training logit offsets (R x classes; zeros for a run without), or None if no run has any."""
+    if all(m.logit_offsets is None for m in methods):
+        return None
+    return torch.stack([torch.zeros_like(m.weights) if m.logit_offsets is None else m.logit_offsets.float()
+                        for m in methods]).to(device)
+
+
+def _train(specs: list[RunSpec], preps: list[Prepared], device: torch.device) -> list[dict[str, Any]]:
     """Train ``specs`` side by side and write every run's outputs."""
     start = time.perf_counter()
-    trainer = Trainer(specs, prep, device)
+    prep = preps[0]
+    trainer = Trainer(specs, preps, device)
     tags = [f"{spec.benchmark.name}/{spec.strategy.name}/seed{spec.seed}" for spec in specs]
     named = device_name(device)
     slurm_job = os.environ.get("SLURM_JOB_ID")
     print(f"[{', '.join(tags)}] {len(trainer.train_y)} train / {len(trainer.test_y)} test images on {device}"
           f" ({named})" + (f", SLURM job {slurm_job}" if slurm_job else ""))
     print(f"[{', '.join(tags)}] {len(specs)} run(s) side by side, compile: {specs[0].compile or 'off'},"
-          f" precision: {trainer.precision}")
-    descriptions = [run_description(spec, prep) for spec in specs]
-    stamps = [checkpoint.fingerprint({**d, "index": prep.index["checksums"], "precision": trainer.precision},
-                                     spec.strategy.source)
+          f" precision: {trainer.precision}, {trainer.memory_format}")
+    descriptions = [run_description(spec, p) for spec, p in zip(specs, preps)]
+    # the device type too: a checkpoint's generator states belong to the device that saved them
+    stamps = [checkpoint.fingerprint({**d, "index": prep.index["checksums"], "precision": trainer.precision,
+                                      "device": device.type}, spec.strategy.source)
               for d, spec in zip(descriptions, specs)]
     histories = trainer.resume(stamps)
     if histories[0].epochs:
@@ -473,7 +538,9 @@ def _train(specs: list[RunSpec], prep: Prepared, device: torch.device) -> list[d
         "slurm_job_id": slurm_job,
         "compile": specs[0].compile,
         "precision": trainer.precision,
+        "memory_format": trainer.memory_format,
         "trained_with_seeds": [spec.seed for spec in specs],
+        "trained_with": [f"{spec.strategy.name}/seed{spec.seed}" for spec in specs],
         "data_checksums": prep.index["checksums"],
     }
     return [write_outputs(spec, descriptions[r], histories[r], logits[r], trainer.model.state_dict(r),

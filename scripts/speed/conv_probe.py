@@ -1,6 +1,7 @@
-"""Grouped (packed) versus plain convolutions: time of one ResNet-32 training step for R runs.
+"""Grouped (packed) versus plain convolutions: time of one training step for R runs.
 
     python scripts/speed/conv_probe.py --runs 1,3,8 --steps 20 --out probe.json
+    python scripts/speed/conv_probe.py --arch vgg16bn --runs 15 --how packed --classes 100  # the layout only
 
 For each R and memory layout (channels_last, contiguous), times a forward, backward and SGD step
 of R runs at batch 128 (bf16 autocast on CUDA) two ways: ``packed``, one model with the runs
@@ -52,11 +53,12 @@ class Timer:
             self.ms = 1000 * (time.perf_counter() - self.t0)
 
 
-def step_fns(runs: int, layout, device: torch.device, classes: int):
-    """The packed and the plain training step of ``runs`` ResNet-32s, each a function of (x, y)."""
-    models = [build_model("resnet32", classes).to(device) for _ in range(runs)]
-    packed = Runs(models, "resnet32", classes, "linear", layout)
-    plain = [m.to(memory_format=layout) for m in models] if runs > 1 else []
+def step_fns(runs: int, layout, device: torch.device, classes: int, arch: str = "resnet32", plain: bool = True):
+    """The packed and (if ``plain`` and ``runs`` > 1) the plain training step of ``runs`` models of ``arch``,
+    each a function of (x, y)."""
+    models = [build_model(arch, classes).to(device) for _ in range(runs)]
+    packed = Runs(models, arch, classes, "linear", layout)
+    plain = [m.to(memory_format=layout) for m in models] if plain and runs > 1 else []
     packed_opt = torch.optim.SGD(packed.trainable(False), lr=0.01, momentum=0.9, weight_decay=5e-4)
     plain_opts = [torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4) for m in plain]
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
@@ -95,6 +97,8 @@ def time_step(fn, x, y, device, steps: int, warmup: int) -> float:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", default="1,3,8")
+    parser.add_argument("--arch", default="resnet32")
+    parser.add_argument("--how", choices=("both", "packed"), default="both", help="packed: skip the plain models")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--steps", type=int, default=20)
@@ -104,12 +108,12 @@ def main(argv=None) -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cudnn.benchmark = True
     result = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "torch": torch.__version__,
-              "commit": git_commit(), "batch": args.batch, "steps": args.steps, "rows": []}
+              "commit": git_commit(), "arch": args.arch, "batch": args.batch, "steps": args.steps, "rows": []}
     for runs in [int(r) for r in args.runs.split(",")]:
         x = torch.randn(runs, args.batch, 3, 32, 32, device=device)
         y = torch.randint(0, args.classes, (runs, args.batch), device=device)
         for layout_name, layout in LAYOUTS.items():
-            for how, fn in step_fns(runs, layout, device, args.classes).items():
+            for how, fn in step_fns(runs, layout, device, args.classes, args.arch, args.how == "both").items():
                 ms = time_step(fn, x, y, device, args.steps, args.warmup)
                 row = {"runs": runs, "layout": layout_name, "how": how, "step_ms": ms, "step_ms_per_run": ms / runs}
                 result["rows"].append(row)

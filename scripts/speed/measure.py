@@ -75,7 +75,7 @@ def pipeline_runs(config: dict, benchmark: str, strategy: str, seeds: list[int],
             index_path=f"{data}/index.json", cache_path=f"{data}/cache.npz", history_path=str(out / "history.json"),
             predictions_path=str(out / "predictions.npz"), model_path=str(out / "model.pt"),
             checkpoint_path=str(out / "checkpoint.pt"), checkpoint_every=0, compile=compile_mode,
-            precision=precision or config["train"]["precision"],
+            precision=precision or config["train"].get("precision", "auto"),
         ))
     return run_pack(specs)
 

@@ -1,15 +1,16 @@
-"""Pack one unit's runs (a benchmark and strategy, every seed trained) for the trip back from a GPU.
+"""Pack finished runs (a benchmark's strategies, every seed trained) for the trip back from a GPU.
 
-    python scripts/speed/pack_runs.py --benchmark resnet32-cifar100lt --strategy ce --out-dir "$OUT"
+    python scripts/speed/pack_runs.py --benchmark resnet32-cifar100lt --strategy ce [--strategy ...] --out-dir "$OUT"
 
 Each run contributes its own ``history.json`` and ``predictions.npz`` as
 ``results/runs/<benchmark>/<strategy>/seed<k>/...`` members that ``scripts/results.py import`` takes, and
 with ``--with-model`` its ``model.pt`` too: the input of a stage 2 that builds on the unit (a ResNet-32's
 weights are about 1.9 MB), without which Snakemake would retrain the unit here.
-A call brings back files of at most 16 MiB: the unit goes into ``runs-<benchmark>-<strategy>.tar.gz``
-if that stays under ``--limit-mib``, else each run into its own ``...-seed<k>.tar.gz`` (a CIFAR-100
-run's full-precision logits take up to about 7 MiB). A run that alone exceeds the limit is an error
-(exit status 1), named, and left out; the others are still packed.
+A call brings back at most 8 files of at most 16 MiB, so the runs go into as few archives of at most
+``--limit-mib`` as their sizes allow, filled in order: ``runs-<benchmark>-<strategy>.tar.gz`` for one
+strategy's whole unit, ``runs-<benchmark>-<strategy>-seed<k>.tar.gz`` for a lone run, else
+``runs-<benchmark>-part<i>.tar.gz`` (a CIFAR-100 run's logits take about 3.6 MiB). A run that alone
+exceeds the limit is an error (exit status 1), named, and left out; the others are still packed.
 """
 
 from __future__ import annotations
@@ -47,35 +48,61 @@ def write_archive(path: Path, runs: list[Path], names: tuple[str, ...] = RUN_FIL
     return path.stat().st_size
 
 
-def pack(benchmark: str, strategy: str, out_dir: Path, limit_mib: float,
-         with_model: bool = False) -> tuple[list[Path], list[str]]:
-    """The archives written for the unit (one, or one per run if that is too large) and the errors."""
-    names = (*RUN_FILES, MODEL_FILE) if with_model else RUN_FILES
-    runs = runs_of(benchmark, strategy, names)
-    if not runs:
-        return [], [f"{benchmark}/{strategy}: no finished run to pack"]
-    limit = limit_mib * 2**20
-    out_dir.mkdir(parents=True, exist_ok=True)
-    whole = out_dir / f"runs-{benchmark}-{strategy}.tar.gz"
-    if write_archive(whole, runs, names) <= limit:
-        return [whole], []
-    whole.unlink()
-    written, errors = [], []
+def run_size(run: Path, names: tuple[str, ...]) -> int:
+    """Bytes of the run's files: about what they take in an archive (the predictions are compressed already)."""
+    return sum((run / name).stat().st_size for name in names)
+
+
+def fill(runs: list[Path], names: tuple[str, ...], limit: float) -> tuple[list[list[Path]], list[Path]]:
+    """``runs`` in order, into bins of at most ``limit`` bytes (a new bin when the next run does not fit),
+    and the runs that alone exceed it."""
+    bins: list[list[Path]] = []
+    too_large, room = [], 0.0
     for run in runs:
-        path = out_dir / f"runs-{benchmark}-{strategy}-{run.name}.tar.gz"
-        size = write_archive(path, [run], names)
+        size = run_size(run, names)
         if size > limit:
-            path.unlink()
-            errors.append(f"{run}: {size / 2**20:.1f} MiB packed, over the {limit_mib:g} MiB limit; left out")
+            too_large.append(run)
+        elif bins and size <= room:
+            bins[-1].append(run)
+            room -= size
         else:
-            written.append(path)
+            bins.append([run])
+            room = limit - size
+    return bins, too_large
+
+
+def archive_name(benchmark: str, bin_runs: list[Path], whole_unit: bool, part: int) -> str:
+    """The archive's file name (see the module docstring)."""
+    strategies = {run.parent.name for run in bin_runs}
+    if len(bin_runs) == 1:
+        return f"runs-{benchmark}-{bin_runs[0].parent.name}-{bin_runs[0].name}.tar.gz"
+    if whole_unit and len(strategies) == 1:
+        return f"runs-{benchmark}-{strategies.pop()}.tar.gz"
+    return f"runs-{benchmark}-part{part}.tar.gz"
+
+
+def pack(benchmark: str, strategies: list[str], out_dir: Path, limit_mib: float,
+         with_model: bool = False) -> tuple[list[Path], list[str]]:
+    """The archives written for the runs of ``strategies`` (see the module docstring) and the errors."""
+    names = (*RUN_FILES, MODEL_FILE) if with_model else RUN_FILES
+    runs = [run for strategy in strategies for run in runs_of(benchmark, strategy, names)]
+    if not runs:
+        return [], [f"{benchmark}/{','.join(strategies)}: no finished run to pack"]
+    bins, too_large = fill(runs, names, limit_mib * 2**20)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [out_dir / archive_name(benchmark, b, len(bins) == 1 and not too_large, i + 1)
+               for i, b in enumerate(bins)]
+    for path, b in zip(written, bins):
+        write_archive(path, b, names)
+    errors = [f"{run}: {run_size(run, names) / 2**20:.1f} MiB, over the {limit_mib:g} MiB limit; left out"
+              for run in too_large]
     return written, errors
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--benchmark", required=True)
-    parser.add_argument("--strategy", required=True)
+    parser.add_argument("--strategy", action="append", required=True, help="repeat for several strategies")
     parser.add_argument("--out-dir", required=True, type=Path)
     parser.add_argument("--limit-mib", type=float, default=15.0, help="largest archive to write (a call brings back 16)")
     parser.add_argument("--with-model", action="store_true", help="add each run's model.pt (a stage 2 builds on it)")

@@ -5,8 +5,8 @@
     python scripts/results.py publish              # results/runs/*/metrics.json -> docs/results/
     python scripts/results.py --config configs/cpu.yaml publish --docs docs/results/cpu  # the CPU-scale runs
 
-``import`` takes the archives that ``scripts/speed/device_session.sh call2`` brings back (one per unit, or
-per run for large ones: ``scripts/speed/pack_runs.py``; members
+``import`` takes the archives that a lent GPU's call (``scripts/speed/loan.py``) brings back (runs filled
+into archives of at most 15.5 MiB by ``scripts/speed/pack_runs.py``; members
 ``results/runs/<benchmark>/<strategy>/seed<k>/{history.json,predictions.npz}``, and ``model.pt`` for a run
 that a stage 2 builds on), writes their runs into the working tree and gives them the current time
 as mtime, so that Snakemake does not take the local data (materialized earlier, hence older) or
@@ -366,7 +366,8 @@ def build_tables_and_figures(docs: Path, records: dict[RunKey, dict[str, Any]], 
 def units_readme(records: dict[RunKey, dict[str, Any]], overlays: list[str]) -> str:
     """docs/results/README.md: the Snakemake command of the config ``overlays`` that trains these runs, then
     one line per (benchmark, strategy) unit with its seeds and the provenance of its runs (distinct values
-    joined by ``/``), training seconds per seed and in all."""
+    joined by ``/``), the runs each trained side by side with (its process's pack), the training seconds
+    of each seed's process, and the device seconds per run: a process's seconds shared by its runs."""
     units: dict[tuple[str, str], list[tuple[RunKey, dict[str, Any]]]] = {}
     for key, metrics in sorted(records.items()):
         units.setdefault((key.benchmark, key.strategy), []).append((key, metrics["provenance"]))
@@ -384,34 +385,56 @@ def units_readme(records: dict[RunKey, dict[str, Any]], overlays: list[str]) -> 
         f"    snakemake{' --configfile' + configfiles if overlays else ''}"
         " --config 'matrix={benchmarks: [<benchmark>], strategies: [<strategy>, ...]}'",
         "",
-        "(on a lent GPU, the plain `scripts/train.py` with the same config files, its runs brought in with",
+        "(on a lent GPU, the plain `scripts/train.py` with the same config files, several strategies and seeds side",
+        "by side in one process, by `scripts/speed/loan.py`; its runs brought in with",
         "`python scripts/results.py import`), and written here by `python scripts/results.py"
         + "".join(f" --config {path}" for path in overlays) + " publish --docs <this folder>` (do not edit by hand).",
         "`table.md` (`table.csv`, `table.tex`) and `plots/benchmarks/` are made by the pipeline's own table and",
         "plot code from every run under `runs/` (its `metrics.json` and `history.json`); no data, images or",
         "test-set predictions are kept here.",
         "",
-        "| benchmark | strategy | seeds | epochs | commit | device | torch | precision | compile | training s per seed"
-        " | training s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| benchmark | strategy | seeds | epochs | commit | device | torch | precision | compile | runs side by side"
+        " | training s per seed | device s per run |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for (bench, strat), runs in units.items():
         seconds = [float(prov["train_seconds"]) for _, prov in runs]
+        packs = [len(prov.get("trained_with") or prov.get("trained_with_seeds") or [None]) for _, prov in runs]
         epochs = " / ".join(dict.fromkeys(str(records[k]["epochs"]) for k, _ in runs))
         lines.append(
             f"| {bench} | {strat} | {', '.join(str(k.seed) for k, _ in runs)} | {epochs} | {distinct(runs, 'commit')}"
             f" | {distinct(runs, 'device_name')} | {distinct(runs, 'torch_version')} | {distinct(runs, 'precision')}"
-            f" | {distinct(runs, 'compile')}"
-            f" | {', '.join(f'{s:.0f}' for s in seconds)} | {sum(seconds):.0f} |")
+            f" | {distinct(runs, 'compile')} | {' / '.join(str(n) for n in dict.fromkeys(packs))}"
+            f" | {', '.join(f'{s:.0f}' for s in seconds)} | {sum(s / n for s, n in zip(seconds, packs)) / len(runs):.0f} |")
     return "\n".join(lines) + "\n"
+
+
+def check_one_scale(docs: Path, local: dict[RunKey, dict[str, Any]], published: dict[RunKey, dict[str, Any]]) -> None:
+    """``ResultsError`` unless every run, local and already in ``docs``, trained for the same number of epochs
+    (a stage 2, which sets its own, aside): a folder's table compares runs of one scale only (the CPU-scale
+    protocol publishes into a folder of its own)."""
+    scales: dict[int, list[str]] = {}
+    for where, records in (("results/runs", local), (str(docs / "runs"), published)):
+        for key, metrics in records.items():
+            if metrics.get("stage") == "stage2":
+                continue
+            scales.setdefault(int(metrics["epochs"]), []).append(f"{where}/{key.benchmark}/{key.strategy}/seed{key.seed}")
+    if len(scales) > 1:
+        raise ResultsError(f"runs of different scales would share {docs}/: " + "; ".join(
+            f"{epochs} epochs: {runs[0]}" + (f" and {len(runs) - 1} more" if len(runs) > 1 else "")
+            for epochs, runs in sorted(scales.items())) + ". Publish each scale into a folder of its own (--docs)")
 
 
 def publish(docs: Path, config: dict[str, Any], overlays: list[str]) -> list[RunKey]:
     """Copy every local run with metrics into ``docs``, then rebuild the table, figures and README from all
-    published runs; a second call with nothing new changes no byte. Returns the runs copied."""
+    published runs; a second call with nothing new changes no byte. Returns the runs copied. Runs of
+    another number of epochs than those in ``docs`` are refused before anything is copied."""
     runs = local_runs()
+    local = {}
     for key in runs:  # check every run before copying any
-        check_provenance(str(key.path / "metrics.json"), read_json(key.path / "metrics.json"))
+        local[key] = read_json(key.path / "metrics.json")
+        check_provenance(str(key.path / "metrics.json"), local[key])
+    check_one_scale(docs, local, committed_metrics(docs))
     for key in runs:
         publish_run(key, docs)
     records = committed_metrics(docs)

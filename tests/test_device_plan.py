@@ -1,10 +1,8 @@
-"""The device plan's script runs on a CPU: call 2 trains and archives the runs' own files, and
-the fastest measured setting is the one with the least time per run."""
+"""The device plan runs on a CPU: a loan's call (scripts/speed/loan.py) trains its units side by side
+and archives the runs' own files within the limits of what a call brings back."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import shutil
@@ -18,80 +16,6 @@ import yaml
 from conftest import REPO, tiny_config
 from datagen import write_image_folder
 from ltbench import data
-
-
-def speed_rows(*rows):
-    return {"speed": [dict(zip(("trainer", "runs_per_process", "first_epoch_s", "steady_epoch_s"), row))
-                      for row in rows]}
-
-
-def fastest(tmp_path, *measurements, epochs=200):
-    """What ``scripts/speed/fastest.py`` prints for these measure.py measurements."""
-    sys.path.insert(0, str(REPO / "scripts/speed"))  # as when run: its folder first
-    import fastest as script
-
-    paths = []
-    for i, measurement in enumerate(measurements):
-        paths.append(tmp_path / f"speed-{i}.json")
-        paths[-1].write_text(json.dumps(measurement))
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        script.main([*map(str, paths), "--epochs", str(epochs)])
-    return out.getvalue().strip()
-
-
-def test_fastest_setting_counts_compilation_once_per_process(tmp_path):
-    eager = speed_rows(("reference", 1, 2.0, 1.8), ("pipeline", 1, 1.2, 1.0))
-    compiled = speed_rows(("pipeline:compile=reduce-overhead", 1, 60.0, 0.3))
-    packed = speed_rows(("pipeline:compile=reduce-overhead:pack=3", 3, 90.0, 0.6))
-    # per run: eager 200 s; compiled 60 + 199 * 0.3 = 120 s; packed (90 + 199 * 0.6) / 3 = 70 s
-    assert fastest(tmp_path, eager, compiled, packed) == "reduce-overhead 3"
-    # over 4 epochs compilation dominates: eager wins
-    assert fastest(tmp_path, eager, compiled, packed, epochs=4) == "off 1"
-    failed = {"speed": [], "errors": {"pipeline:compile=reduce-overhead": "Traceback ..."}}
-    assert fastest(tmp_path, failed) == "reduce-overhead 3"  # nothing measured: the fallback
-
-
-def test_call2_trains_each_unit_and_archives_its_files(tmp_path):
-    shutil.copytree(REPO / "scripts", tmp_path / "scripts", ignore=shutil.ignore_patterns("__pycache__"))
-    write_image_folder(tmp_path / "folder", num_classes=4, train_per_class=10, test_per_class=3)
-    subset = tmp_path / "results/data/folder-lt5"
-    data.materialize("imagefolder", str(tmp_path / "folder"), 5, 0, str(subset / "index.json"),
-                     str(subset / "cache.npz"))
-    with tarfile.open(tmp_path / "results/data/folder-lt5.tar.xz", "w:xz") as tar:
-        tar.add(subset, arcname="folder-lt5")
-    shutil.rmtree(subset)  # the script must unpack the carried archive
-    config = tiny_config()
-    config["datasets"] = {"folder": {"format": "imagefolder", "path": "folder"}}
-    config["benchmarks"] = {"resnet32-folder": {"arch": "resnet32", "dataset": "folder", "imbalance_ratio": 5}}
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
-    (tmp_path / "seeds.yaml").write_text("seeds: [0, 1, 2]\n")  # a second file, merged as --configfile merges
-    env = {**os.environ, "OUT": str(tmp_path / "out"), "BENCHMARK": "resnet32-folder",
-           "CONFIG": "tiny.yaml seeds.yaml",
-           "EPOCHS_FULL": "1", "FULL_SETTING": "off 3", "PYTHON": "python", "LTBENCH_COMMIT": "c0ffee",
-           "STRATEGIES": "ce la_posthoc weight_balancing"}
-    proc = subprocess.run(["bash", str(tmp_path / "scripts/speed/device_session.sh"), "call2"], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    log = (tmp_path / "out/session.log").read_text()
-    assert "fastest setting: compile off, 3 run(s) per process" in log and "unpacked" in log
-    assert "== ce-seeds-0-1-2: exit 0" in log and "== la_posthoc: post hoc, no training" in log
-    assert "== weight_balancing-seeds-0-1-2: exit 0" in log  # stage 2 of ce, from the weights trained just before
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "runs-resnet32-folder-ce.tar.gz", "runs-resnet32-folder-weight_balancing.tar.gz", "session.log"]
-    archives = {}
-    for strategy in ("ce", "weight_balancing"):
-        with tarfile.open(tmp_path / f"out/runs-resnet32-folder-{strategy}.tar.gz") as tar:
-            archives[strategy] = sorted(tar.getnames())
-            if strategy == "ce":
-                history = json.load(tar.extractfile("results/runs/resnet32-folder/ce/seed1/history.json"))
-    # ce's weights go back too: a stage 2 of the config builds on them (Snakemake needs them as its input)
-    assert archives["ce"] == [f"results/runs/resnet32-folder/ce/seed{s}/{f}" for s in range(3)
-                              for f in ("history.json", "model.pt", "predictions.npz")]
-    assert archives["weight_balancing"] == [f"results/runs/resnet32-folder/weight_balancing/seed{s}/{f}"
-                                            for s in range(3) for f in ("history.json", "predictions.npz")]
-    assert history["provenance"]["commit"] == "c0ffee" and history["provenance"]["trained_with_seeds"] == [0, 1, 2]
-    assert history["recipe"]["epochs"] == 1
 
 
 def test_a_unit_too_large_for_one_archive_goes_back_run_by_run(tmp_path, monkeypatch):

@@ -36,7 +36,7 @@ def results_cli(wf: Workflow, *args: str, check: bool = True) -> subprocess.Comp
 
 
 def pack_runs(root: Path, archive: Path, strategies=IMPORTED) -> None:
-    """An archive as ``device_session.sh call2`` packs runs (relative member names, history and predictions;
+    """An archive as ``scripts/speed/loan.py`` packs runs (relative member names, history and predictions;
     ce's weights too, since weight_balancing builds on them)."""
     with tarfile.open(archive, "w:gz") as tar:
         for bench in BENCHMARKS:
@@ -139,6 +139,24 @@ def test_publish_refuses_metrics_without_provenance(imported, tmp_path):
     proc = results_cli(Workflow(copy, wf.env), "publish", check=False)
     assert proc.returncode == 1
     assert "results/runs/resnet32-tiny10/ce/seed0/metrics.json: its provenance lacks commit" in proc.stderr
+    assert not (copy / "docs").exists()
+
+
+def test_publish_refuses_to_mix_scales_in_one_folder(imported, tmp_path):
+    wf, _ = imported
+    copy = tmp_path / "copy"
+    shutil.copytree(wf.root / "scripts", copy / "scripts")
+    shutil.copy(wf.root / "config.yaml", copy / "config.yaml")
+    for seed, epochs in ((0, None), (1, 25)):  # the same run again, as if trained for 25 epochs
+        run = copy / f"results/runs/resnet32-tiny10/ce/seed{seed}"
+        shutil.copytree(wf.root / "results/runs/resnet32-tiny10/ce/seed0", run)
+        if epochs:
+            metrics = json.loads((run / "metrics.json").read_text())
+            (run / "metrics.json").write_text(json.dumps({**metrics, "epochs": epochs, "seed": seed}))
+    proc = results_cli(Workflow(copy, wf.env), "publish", check=False)
+    assert proc.returncode == 1
+    assert "runs of different scales would share docs/results/: 2 epochs: results/runs/resnet32-tiny10/ce/seed0" in proc.stderr
+    assert "25 epochs: results/runs/resnet32-tiny10/ce/seed1" in proc.stderr
     assert not (copy / "docs").exists()
 
 

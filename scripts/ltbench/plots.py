@@ -457,6 +457,11 @@ def prior_label(signed_ratio: int) -> str:
     return "uniform" if signed_ratio == 1 else str(abs(signed_ratio))
 
 
+# A reliability line joins only bins holding at least this share of the images: a bin of one or two images
+# has an accuracy of 0 or 100% that says nothing and would dominate the line (it is still drawn as a point).
+LINE_BIN_SHARE = 0.001
+
+
 def pooled_reliability(diagrams: Sequence[dict[str, list]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The seeds' reliability diagrams (``calibration.reliability``) merged: per bin the images summed and the
     accuracy and confidence averaged weighted by images (nan for an empty bin)."""
@@ -477,7 +482,8 @@ def robustness_figure(records: dict[str, list[dict[str, Any]]], class_counts: Se
     tail most frequent) through uniform to forward (ratio 50, the training order), exact from the per-class
     accuracies (``priors.prior_accuracy``), one line per strategy (mean over seeds, band min-max). Right: the
     reliability diagrams overlaid (accuracy against mean confidence per confidence bin, seeds pooled; points
-    sized by images), the diagonal perfect calibration, the mean ECE in the legend."""
+    sized by images; the line skips bins under ``LINE_BIN_SHARE`` of the images), the diagonal perfect
+    calibration, the mean ECE in the legend."""
     fig = Figure(figsize=(13, 5 if len(records) <= 12 else 6.5), layout="constrained")
     prior_ax, rel_ax = fig.subplots(1, 2)
     x = np.arange(len(priors.SWEEP))
@@ -492,9 +498,9 @@ def robustness_figure(records: dict[str, list[dict[str, Any]]], class_counts: Se
             prior_ax.plot([], [], color=styles[name].color, label=f"{label}\n  no finite logits")
             continue
         count, conf, acc = pooled_reliability([r["best_reliability"] for r in calibrated])
-        seen = count > 0
+        seen, full = count > 0, count >= LINE_BIN_SHARE * count.sum()
         ece = np.mean([r["best_ece"] for r in calibrated])
-        rel_ax.plot(conf[seen], acc[seen], color=styles[name].color, linestyle=styles[name].linestyle,
+        rel_ax.plot(conf[full], acc[full], color=styles[name].color, linestyle=styles[name].linestyle,
                     linewidth=1.2, label=f"{label}\n  ECE {ece:.1f}%" + (
                         f" ({len(calibrated)} with finite logits)" if len(calibrated) < len(runs) else ""))
         rel_ax.scatter(conf[seen], acc[seen], s=8 + 150 * count[seen] / count.sum(), color=styles[name].color,
@@ -514,7 +520,7 @@ def robustness_figure(records: dict[str, list[dict[str, Any]]], class_counts: Se
     rel_ax.text(98, 2, "below the diagonal: over-confident", ha="right", va="bottom", fontsize=8, color="0.3")
     handles, labels = [sum(pair, []) for pair in zip(rel_ax.get_legend_handles_labels(), prior_ax.get_legend_handles_labels())]
     rel_ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=9, title_fontsize=9,
-                  alignment="left", title="left: mean over seeds,\nband min-max over seeds\nright: points sized by images")
+                  alignment="left", title="left: mean over seeds,\nband min-max over seeds\nright: points sized by images,\nlines skip bins under 0.1% of them")
     fig.suptitle(f"{title}: accuracy across test distributions, and calibration")
     return fig
 

@@ -170,3 +170,17 @@ def test_the_plain_command_says_how_to_make_missing_data(tmp_path):
     with pytest.raises(DataError, match=r"no materialized subset at .*index.json: make it with `python "
                                         r"scripts/materialize.py --dataset tiny --ratio 5`"):
         run(missing)
+
+
+def test_a_checkpoint_is_stamped_with_its_device_type(subset, tmp_path, monkeypatch):
+    """A checkpoint's generator states belong to the device that saved them (a CPU generator's state cannot
+    seed a CUDA one), so the stamp a checkpoint must match names the device type: one saved on a GPU is
+    ignored on a CPU, and the run starts afresh instead of crashing."""
+    from ltbench import checkpoint, train as train_module
+
+    seen, real = [], checkpoint.fingerprint
+    monkeypatch.setattr(train_module.checkpoint, "fingerprint", lambda d, source: seen.append(d) or real(d, source))
+    run(spec(subset, tmp_path, epochs=1))
+    assert seen and all(d["device"] == "cpu" for d in seen)
+    strategy = spec(subset, tmp_path).strategy.source
+    assert real(seen[0], strategy) != real({**seen[0], "device": "cuda"}, strategy)

@@ -13,6 +13,9 @@ from ltbench import code as codeid
 from ltbench import config as cfg
 
 cfg.check_finite(config)  # NaN passes every schema bound
+from ltbench import grids
+
+grids.expand(config)  # lists of ratios, architectures or parameter values: one entry per value
 from ltbench import params as strategy_params_of
 from ltbench import progress
 from ltbench.sources import identity as source_identity
@@ -169,22 +172,38 @@ def base_predictions(wildcards):
     return f"{upstream_runs(wildcards)[0]}/predictions.npz"
 
 
+def canonical(value):
+    """``value`` with the keys of every dict in sorted order. Snakemake compares a job's params with those
+    of its last run as written, so a param in canonical order reruns nothing when a config file only
+    lists the same keys in another order."""
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
+
+
 def strategy_params(wildcards):
     """The strategy's module, its parameters with their declared defaults, what it builds on, and the
     identity of its file's code: a change to any reruns only this strategy (and what builds on it).
     """
     spec = cfg.strategy(config, wildcards.strategy)
-    return {
+    return canonical({
         "module": spec.module,
         "params": strategy_params_of.effective(spec),
         "upstream": spec.upstream,
         "code": codeid.identity(spec.source),
-    }
+    })
 
 
 def benchmark_params(wildcards):
     """Architecture, dataset and ratio of the benchmark."""
-    return config["benchmarks"][wildcards.benchmark]
+    return canonical(config["benchmarks"][wildcards.benchmark])
+
+
+def recipe_params(wildcards):
+    """The training recipe (config.yaml ``recipe``)."""
+    return canonical(config["recipe"])
 
 
 def train_gpus(wildcards):

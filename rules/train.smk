@@ -23,8 +23,8 @@ rule train:
         code=code("train"),
         benchmark=benchmark_params,
         strategy=strategy_params,
-        recipe=config["recipe"],
-        precision=config["train"]["precision"],
+        recipe=recipe_params,
+        precision=config["train"].get("precision", "auto"),
     script:
         "../scripts/train.py"
 

@@ -88,15 +88,17 @@ def parse_ratio(value: float | str) -> float | str:
 
 def load_config(*paths: str | Path) -> dict[str, Any]:
     """Read YAML config files, each merged into the ones before it as ``snakemake --configfile`` merges
-    into config.yaml (``merge``), and check that their numbers are finite (the schema is checked by the
-    Snakefile's ``validate``)."""
+    into config.yaml (``merge``), check that their numbers are finite (the schema is checked by the
+    Snakefile's ``validate``) and expand their grids (``ltbench.grids``), as the Snakefile does."""
+    from ltbench import grids
+
     config: dict[str, Any] = {}
     for path in paths:
         with open(path) as fh:
             loaded = yaml.safe_load(fh) or {}
         check_finite(loaded, str(path))
         merge(config, loaded)
-    return config
+    return grids.expand(config)
 
 
 def merge(config: dict[str, Any], update: dict[str, Any]) -> None:

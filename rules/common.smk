@@ -15,7 +15,9 @@ from ltbench import config as cfg
 cfg.check_finite(config)  # NaN passes every schema bound
 from ltbench import grids
 
-grids.expand(config)  # lists of ratios, architectures or parameter values: one entry per value
+grids.expand(
+    config
+)  # lists of ratios, architectures or parameter values: one entry per value
 from ltbench import params as strategy_params_of
 from ltbench import progress
 from ltbench.sources import identity as source_identity
@@ -37,6 +39,24 @@ for _name in config["strategies"]:
     strategy_params_of.effective(cfg.strategy(config, _name))
 for _name in STRATEGIES:
     cfg.strategy(config, _name)
+# Grids (ltbench.grids) with entries in the matrix: a benchmark grid over several ratios gets a ratio
+# sweep figure, a strategy grid a parameter sweep figure.
+SWEEPS = config.get("sweeps", {"benchmarks": {}, "strategies": {}})
+RATIO_GRIDS = [
+    grid
+    for grid in dict.fromkeys(o["grid"] for o in SWEEPS["benchmarks"].values())
+    if len(
+        {
+            o["imbalance_ratio"]
+            for b, o in SWEEPS["benchmarks"].items()
+            if o["grid"] == grid and b in BENCHMARKS
+        }
+    )
+    > 1
+]
+PARAM_GRIDS = list(
+    dict.fromkeys(o["grid"] for s, o in SWEEPS["strategies"].items() if s in STRATEGIES)
+)
 # How each configured strategy's runs are made (a stage-2 strategy may build on one outside the matrix).
 TRAINED = [s for s in config["strategies"] if cfg.strategy(config, s).stage == "train"]
 STAGE2 = [s for s in config["strategies"] if cfg.strategy(config, s).stage == "stage2"]
@@ -77,6 +97,7 @@ ENTRY_SCRIPTS = {
     "plot_benchmark": "plot_benchmark",
     "plot_run": "plot_run",
     "plot_dataset": "plot_dataset",
+    "plot_sweeps": "plot_sweeps",
 }
 
 
@@ -188,12 +209,14 @@ def strategy_params(wildcards):
     identity of its file's code: a change to any reruns only this strategy (and what builds on it).
     """
     spec = cfg.strategy(config, wildcards.strategy)
-    return canonical({
-        "module": spec.module,
-        "params": strategy_params_of.effective(spec),
-        "upstream": spec.upstream,
-        "code": codeid.identity(spec.source),
-    })
+    return canonical(
+        {
+            "module": spec.module,
+            "params": strategy_params_of.effective(spec),
+            "upstream": spec.upstream,
+            "code": codeid.identity(spec.source),
+        }
+    )
 
 
 def benchmark_params(wildcards):
@@ -233,6 +256,39 @@ def run_labels(figure):
     }
 
 
+def grid_members(kind, grid, selected):
+    """The entries of grid ``grid`` (``kind``: benchmarks or strategies) that ``selected`` holds, in order."""
+    return [name for name in selected if SWEEPS[kind].get(name, {}).get("grid") == grid]
+
+
+def ratio_sweep_metrics(wildcards):
+    """metrics.json of every run of a benchmark grid's entries in the matrix."""
+    members = grid_members("benchmarks", wildcards.grid, BENCHMARKS)
+    return expand(
+        rules.metrics.output.metrics, benchmark=members, strategy=STRATEGIES, seed=SEEDS
+    )
+
+
+def param_sweep_metrics(wildcards):
+    """metrics.json of every run of a strategy grid's entries and of the table's reference strategy."""
+    members = grid_members("strategies", wildcards.grid, STRATEGIES)
+    reference = [TABLE_REFERENCE] if TABLE_REFERENCE in STRATEGIES else []
+    return expand(
+        rules.metrics.output.metrics,
+        benchmark=BENCHMARKS,
+        strategy=members + reference,
+        seed=SEEDS,
+    )
+
+
+def param_sweep_origins(wildcards):
+    """What each entry of a strategy grid in the matrix was made from (``config["sweeps"]``)."""
+    return {
+        name: SWEEPS["strategies"][name]
+        for name in grid_members("strategies", wildcards.grid, STRATEGIES)
+    }
+
+
 def final_targets():
     """The results table, and the report's HTML table and figures (rules/report.smk)."""
     subsets = sorted(
@@ -253,6 +309,8 @@ def final_targets():
             rules.plot_dataset.output.histogram.format(dataset=dataset, ratio=ratio)
             for dataset, ratio in subsets
         ]
+        + expand(rules.plot_ratio_sweep.output.figure, grid=RATIO_GRIDS)
+        + expand(rules.plot_param_sweep.output.figure, grid=PARAM_GRIDS)
     )
 
 

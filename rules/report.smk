@@ -131,3 +131,52 @@ rule plot_dataset:
         code=code("plot_dataset"),
     script:
         "../scripts/plot_dataset.py"
+
+
+# Sweep figures of the grids in the matrix (ltbench/grids.py, ltbench/sweeps.py).
+rule plot_ratio_sweep:
+    input:
+        metrics=ratio_sweep_metrics,
+    output:
+        figure=report(
+            "results/plots/sweeps/benchmarks/{grid}.png",
+            caption="../report/sweep_ratio.rst",
+            category="4. Sweeps",
+            labels={"figure": "{grid}: accuracy across imbalance ratios"},
+        ),
+    log:
+        "results/logs/report/plot_ratio_sweep/{grid}.log",
+    wildcard_constraints:
+        grid=alternatives(RATIO_GRIDS),
+    conda:
+        "../envs/report.yaml"
+    params:
+        code=code("plot_sweeps"),
+        strategies=STRATEGIES,
+    script:
+        "../scripts/plot_sweeps.py"
+
+
+rule plot_param_sweep:
+    input:
+        metrics=param_sweep_metrics,
+    output:
+        figure=report(
+            "results/plots/sweeps/strategies/{grid}.png",
+            caption="../report/sweep_params.rst",
+            category="4. Sweeps",
+            labels={"figure": "{grid}: accuracy against its parameter"},
+        ),
+    log:
+        "results/logs/report/plot_param_sweep/{grid}.log",
+    wildcard_constraints:
+        grid=alternatives(PARAM_GRIDS),
+    conda:
+        "../envs/report.yaml"
+    params:
+        code=code("plot_sweeps"),
+        origins=param_sweep_origins,
+        benchmarks=BENCHMARKS,
+        reference=TABLE_REFERENCE,
+    script:
+        "../scripts/plot_sweeps.py"

@@ -28,6 +28,12 @@ CASES = {
         lambda c: c["benchmarks"]["resnet32-cifar10lt"].update(imbalance_ratio=0.5), "0.5 is less than the minimum of 1"
     ),
     "unknown-arch": (lambda c: c["benchmarks"]["resnet32-cifar10lt"].update(arch="resnet18"), "'resnet18' is not one of"),
+    "unknown-arch-in-a-grid": (
+        lambda c: c["benchmarks"]["resnet32-cifar10lt"].update(arch=["resnet8", "resnet18"]), "'resnet18' is not one of"
+    ),
+    "ratio-below-one-in-a-grid": (
+        lambda c: c["benchmarks"]["resnet32-cifar10lt"].update(imbalance_ratio=[10, 0.5]), "0.5 is less than the minimum of 1"
+    ),
     "unknown-dataset": (
         lambda c: c["benchmarks"]["resnet32-cifar10lt"].update(dataset="imagenet"),
         "benchmark 'resnet32-cifar10lt' uses dataset 'imagenet', which is not under 'datasets'",

@@ -86,6 +86,11 @@ def test_a_grid_trains_each_entry_and_reruns_exactly(tmp_path):
     wf.snakemake("--cores", "2", *(f"results/runs/resnet8-tiny-r{r}/{s}/seed0/history.json" for r in (2, 3)
                                    for s in ("ce", "en-beta0.9", "en-beta0.99")))
     assert trained(wf) == set()
+    figures = ["results/plots/sweeps/benchmarks/resnet8-tiny.png", "results/plots/sweeps/strategies/en.png"]
+    wf.snakemake("--cores", "2", *figures, "results/table.md")
+    assert all((wf.root / f).read_bytes()[:4] == b"\x89PNG" for f in figures)
+    table = (wf.root / "results/table.md").read_text()
+    assert "resnet8-tiny-r2 all" in table and "| en-beta0.99 |" in table
     wf.config_path.write_text(yaml.safe_dump({**yaml.safe_load(wf.config_path.read_text()),
                                               "strategies": grid_config([0.9, 0.99, 0.999])["strategies"],
                                               "matrix": {"benchmarks": ["resnet8-tiny"], "strategies": ["ce", "en"]}}))

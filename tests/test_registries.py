@@ -16,7 +16,8 @@ def test_schema_enums_are_the_registries():
     benchmark = SCHEMA["benchmarks"]["additionalProperties"]["properties"]
     train = SCHEMA["train"]["properties"]
     assert dataset["format"]["enum"] == list(sources.FORMATS)
-    assert benchmark["arch"]["enum"] == list(models.ARCHITECTURES)
+    assert benchmark["arch"]["else"]["enum"] == list(models.ARCHITECTURES)  # one architecture
+    assert benchmark["arch"]["then"]["items"] == benchmark["arch"]["else"]  # or a grid of them
     assert train["device"]["enum"] == list(DEVICE_CHOICES)
     assert train["compile"]["enum"] == [False, *replicas.COMPILE_MODES]
     assert strategies.HEADS == tuple(models.HEADS)

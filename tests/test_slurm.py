@@ -83,7 +83,7 @@ def job_resources(dry_run_output: str) -> list[tuple[str, str]]:
 
 def test_dry_run_sends_exactly_the_gpu_jobs_to_the_gpu_partition():
     out = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--workflow-profile", str(PROFILE), "--dry-run"],
+        [sys.executable, "-m", "snakemake", "--workflow-profile", str(PROFILE), "--dry-run", "--forceall"],
         cwd=REPO, capture_output=True, text=True, check=True,
     ).stdout
     jobs = job_resources(out)

@@ -342,8 +342,9 @@ def committed_metrics(docs: Path) -> dict[RunKey, dict[str, Any]]:
 
 
 def build_tables_and_figures(docs: Path, records: dict[RunKey, dict[str, Any]], config: dict[str, Any]) -> None:
-    """``docs/table.{csv,md,tex}`` and ``docs/plots/benchmarks/<b>/<figure>.png`` (``BENCHMARK_FIGURES``)
-    from every published run, with the code of the rules ``table`` and ``plot_benchmark``."""
+    """``docs/table.{csv,md,tex}``, ``docs/plots/benchmarks/<b>/<figure>.png`` (``BENCHMARK_FIGURES``) and the
+    sweep figures of the config's grids (``sweep_figures``) from every published run, with the code of the
+    rules ``table``, ``plot_benchmark`` and the sweep plots."""
     import make_table
     import plot_benchmark
 
@@ -361,6 +362,29 @@ def build_tables_and_figures(docs: Path, records: dict[RunKey, dict[str, Any]], 
         plot_benchmark.plot_benchmark([published(k, "metrics.json") for k in keys],
                                       [published(k, "history.json") for k in keys], outputs, bench,
                                       in_config_order({k.strategy for k in keys}, strategies), reference)
+    sweep_figures(docs, records, config, benchmarks, strategies, reference)
+
+
+def sweep_figures(docs: Path, records: dict[RunKey, dict[str, Any]], config: dict[str, Any], benchmarks: list[str],
+                  strategies: list[str], reference: str) -> None:
+    """The workflow's sweep figures (rules ``plot_ratio_sweep``, ``plot_param_sweep``) for the grids of the config
+    (``config["sweeps"]``) with published runs: ``docs/plots/sweeps/benchmarks/<grid>.png`` where a benchmark
+    grid has runs at two ratios or more, ``docs/plots/sweeps/strategies/<grid>.png`` per strategy grid."""
+    import plot_sweeps
+
+    origins = config.get("sweeps", {"benchmarks": {}, "strategies": {}})
+    for grid in dict.fromkeys(o["grid"] for o in origins["benchmarks"].values()):
+        keys = [k for k in records if origins["benchmarks"].get(k.benchmark, {}).get("grid") == grid]
+        if len({records[k]["imbalance_ratio"] for k in keys}) > 1:
+            paths = [str(docs / k.path.relative_to(RUNS_ROOT.parent) / "metrics.json") for k in keys]
+            plot_sweeps.plot_ratio_sweep(paths, str(docs / f"plots/sweeps/benchmarks/{grid}.png"), grid, strategies)
+    for grid in dict.fromkeys(o["grid"] for o in origins["strategies"].values()):
+        members = {s: o for s, o in origins["strategies"].items() if o["grid"] == grid and s in strategies}
+        keys = [k for k in records if k.strategy in members or k.strategy == reference]
+        if members and any(k.strategy in members for k in keys):
+            paths = [str(docs / k.path.relative_to(RUNS_ROOT.parent) / "metrics.json") for k in keys]
+            plot_sweeps.plot_param_sweep(paths, str(docs / f"plots/sweeps/strategies/{grid}.png"), grid, members,
+                                         benchmarks, reference)
 
 
 def units_readme(records: dict[RunKey, dict[str, Any]], overlays: list[str]) -> str:

@@ -50,25 +50,6 @@ KEEP = Path("results/speed")
 EPOCH = re.compile(r"\] epoch (\d+)/(\d+) loss")
 
 
-@dataclass
-class Unit:
-    """A benchmark and the strategies trained together in one process."""
-
-    benchmark: str
-    strategies: list[str]
-    layout: str = "auto"
-    process: subprocess.Popen | None = None
-    status: str = "waiting"
-    started: float = 0.0
-    ended: float = 0.0
-    archives: list[str] = field(default_factory=list)
-    pace: Pace = field(default_factory=lambda: Pace())
-
-    @property
-    def log(self) -> Path:
-        return KEEP / f"train-{self.benchmark}.log"
-
-
 def parse_unit(text: str) -> Unit:
     """``benchmark=strategy,strategy,...`` -> ``Unit``."""
     benchmark, _, strategies = text.partition("=")
@@ -144,6 +125,25 @@ class Pace:
         if done[0] - e0 < 2:
             return None
         return (done[1] - done[0]) * (now - t0) / (done[0] - e0)
+
+
+@dataclass
+class Unit:
+    """A benchmark and the strategies trained together in one process."""
+
+    benchmark: str
+    strategies: list[str]
+    layout: str = "auto"
+    process: subprocess.Popen | None = None
+    status: str = "waiting"
+    started: float = 0.0
+    ended: float = 0.0
+    archives: list[str] = field(default_factory=list)
+    pace: Pace = field(default_factory=Pace)
+
+    @property
+    def log(self) -> Path:
+        return KEEP / f"train-{self.benchmark}.log"
 
 
 def epoch_seconds(benchmark: str, strategies: list[str]) -> float | None:

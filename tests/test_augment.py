@@ -70,3 +70,12 @@ def test_crop_follows_the_input_size():
         for img, (top, left), got in zip(x, offsets.tolist(), out):
             assert torch.equal(got, TF.crop(TF.pad(img, [4], fill=0), top, left, h, w))
         assert augment.augment(x, 4, True, torch.Generator().manual_seed(0)).shape == x.shape
+
+
+def test_runs_augmented_together_get_what_each_gets_alone():
+    images = torch.randint(0, 256, (3, 16, 3, 32, 32), dtype=torch.uint8)
+    seeds = (0, 1, 0)  # two runs of one seed (two strategies) draw alike
+    together = augment.augment_runs(images, 4, True, [torch.Generator().manual_seed(s) for s in seeds])
+    alone = [augment.augment(images[r], 4, True, torch.Generator().manual_seed(s)) for r, s in enumerate(seeds)]
+    assert torch.equal(together, torch.stack(alone))
+    assert torch.equal(augment.augment_runs(images, 0, False, [torch.Generator()] * 3), images)

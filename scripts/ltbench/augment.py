@@ -45,6 +45,19 @@ def augment(images: torch.Tensor, padding: int, do_flip: bool, generator: torch.
     return images
 
 
+def augment_runs(images: torch.Tensor, padding: int, do_flip: bool, generators: list[torch.Generator]) -> torch.Tensor:
+    """``augment`` of R runs' batches (R x B x C x H x W), run r drawing from ``generators[r]`` in ``augment``'s
+    order (crop offsets, then flips), so each run's images equal those it would get alone; the crop and
+    the flip then run once for all R x B images."""
+    runs, n, device = images.shape[0], images.shape[1], images.device
+    flat = images.flatten(0, 1)
+    if padding > 0:
+        flat = crop(flat, torch.cat([crop_offsets(n, padding, g, device) for g in generators]), padding)
+    if do_flip:
+        flat = flip(flat, torch.cat([flip_mask(n, g, device) for g in generators]))
+    return flat.unflatten(0, (runs, n))
+
+
 def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """uint8 (N, C, H, W) -> float, scaled to [0, 1] then standardised per channel."""
     return (images.float().div_(255.0) - mean[:, None, None]) / std[:, None, None]

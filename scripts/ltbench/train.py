@@ -233,9 +233,9 @@ class Trainer:
     def train_step(self, epoch: int, idx: list[torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
         """One SGD step of every run on its batch (run r: training images ``idx[r]``); returns the
         runs' losses (R,), left on the device: nothing here waits for the device."""
-        targets = torch.stack([self.train_y[i] for i in idx])
-        images = torch.stack([augment.augment(self.train_x[i], self.recipe.crop_padding, self.recipe.flip, g)
-                              for i, g in zip(idx, self.generators)])
+        chosen = torch.stack(idx)  # R x B: one gather for every run
+        targets = self.train_y[chosen]
+        images = augment.augment_runs(self.train_x[chosen], self.recipe.crop_padding, self.recipe.flip, self.generators)
         self._step_begin()
         losses = self._losses(epoch, self._inputs(images), targets, weights)
         self.optimizer.zero_grad(set_to_none=True)

@@ -99,6 +99,23 @@ def test_the_pace_of_a_training_comes_from_its_epochs(tmp_path):
     assert pace.remaining(log, 12.0) is None  # the first look: the clock starts
     log.write_text(log.read_text() + line.format(3) + line.format(4))
     assert pace.remaining(log, 14.0) == pytest.approx(196 * 1.0)  # 2 epochs in 2 s; the printed eta is ignored
+    pace.reset()  # another unit stopped: measured again
+    assert pace.remaining(log, 20.0) is None
+
+
+def test_the_pace_of_a_process_counts_the_groups_still_to_train(tmp_path):
+    sys.path.insert(0, str(REPO / "scripts/speed"))
+    from loan import Pace
+
+    log, pace = tmp_path / "train.log", Pace()
+    line = "[b/s/seed0] epoch {}/10 loss 2.3 test acc 10.00 (best 10.00) lr 0.1 100 train img/s eta 0:00:00\n"
+    first = "2 groups, which train one after another (...): ce+inverse_freq; oversampling\n"
+    log.write_text(first + "".join(line.format(e) for e in range(1, 4)))
+    assert pace.remaining(log, 0.0) is None
+    log.write_text(log.read_text() + line.format(4) + line.format(5))
+    assert pace.remaining(log, 4.0) == pytest.approx((5 + 10) * 2.0)  # 5 epochs of this group, 10 of the next
+    log.write_text(log.read_text() + "".join(line.format(e) for e in (6, 7, 8, 9, 10, 1, 2)))
+    assert pace.remaining(log, 30.0) is None  # the second group began: its own pace
 
 
 def test_runs_fill_archives_in_order_up_to_the_limit(tmp_path, monkeypatch):
@@ -117,3 +134,12 @@ def test_runs_fill_archives_in_order_up_to_the_limit(tmp_path, monkeypatch):
                                                           "runs-x-part3.tar.gz"]
     with tarfile.open(written[1]) as tar:  # two runs of 0.38 MiB to an archive, in order
         assert sorted({n.rsplit("/", 1)[0] for n in tar.getnames()}) == ["results/runs/x/a/seed2", "results/runs/x/b/seed0"]
+
+
+def test_a_benchmark_has_one_unit_per_call(capsys):
+    sys.path.insert(0, str(REPO / "scripts/speed"))
+    import loan
+
+    with pytest.raises(SystemExit):
+        loan.main(["--unit", "b=ce", "--unit", "b=focal"])
+    assert "b is given twice; list all its strategies in one --unit" in capsys.readouterr().err

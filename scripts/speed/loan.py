@@ -18,8 +18,9 @@ order given, which is also their priority. In order:
 4. pack each finished unit at once (``pack_runs.py``) into ``--out``, at most ``--max-files`` files in
    all (a call brings back 8); archives beyond that wait in ``results/speed/pending/`` for a call
    that copies them out while the machine is warm;
+   A stopped or failed unit's finished runs (its earlier groups) are packed too;
 5. print a summary (one JSON line, starting ``loan:``) with each unit's status, layout, wall time and
-   the median epoch time; the session log goes to ``--out`` only where a file is left.
+   the median epoch time, also written as ``loan.json`` to ``--out`` where a file is left.
 
 The same script runs on a CPU on tiny data (``tests/test_device_plan.py``).
 """
@@ -30,6 +31,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -48,6 +50,7 @@ from ltbench import config as cfg  # noqa: E402
 
 KEEP = Path("results/speed")
 EPOCH = re.compile(r"\] epoch (\d+)/(\d+) loss")
+GROUPS = re.compile(r"^(\d+) groups, which train one after another", re.M)
 
 
 def parse_unit(text: str) -> Unit:
@@ -98,33 +101,47 @@ def write_config(files: list[str], unit: Unit, epochs: int) -> tuple[Path, list[
     return path, [int(s) for s in config["seeds"]]
 
 
-def epochs_done(log: Path) -> tuple[int, int] | None:
-    """(epochs finished, epochs in all) by the last progress line of a training log; None before the first."""
+def progress(log: Path) -> tuple[int, int, int, int] | None:
+    """(groups in all, groups begun, epochs finished in the current group, epochs in all) by a training log
+    (a process trains its groups of runs one after another, ``ltbench.train.pack_groups``); None before
+    the first epoch."""
     if not log.is_file():
         return None
-    found = EPOCH.findall(log.read_text(errors="replace")[-20000:])
-    return (int(found[-1][0]), int(found[-1][1])) if found else None
+    text = log.read_text(errors="replace")
+    found = EPOCH.findall(text)
+    if not found:
+        return None
+    groups = GROUPS.search(text)
+    begun = 1 + sum(1 for prev, cur in zip(found, found[1:]) if int(cur[0]) < int(prev[0]))  # the count restarts
+    return int(groups[1]) if groups else 1, begun, int(found[-1][0]), int(found[-1][1])
 
 
 class Pace:
-    """A process's remaining time, from the epochs it finishes between two looks at its log: the
-    rate since the first look after its second epoch (the first carries cuDNN's autotuning)."""
+    """A process's remaining time, from the epochs it finishes between two looks at its log: the rate since
+    the first look after the second epoch of its current group (the first carries cuDNN's autotuning),
+    times the epochs left in this group and in the groups after it. ``reset`` starts the clock again
+    (after another process stopped, this one runs faster)."""
 
     def __init__(self) -> None:
-        self.first: tuple[float, int] | None = None
+        self.first: tuple[float, int, int] | None = None  # (time, group, epoch) of the first look
+
+    def reset(self) -> None:
+        self.first = None
 
     def remaining(self, log: Path, now: float) -> float | None:
-        """Seconds to the last epoch at the rate seen so far; None until two epochs past the first look."""
-        done = epochs_done(log)
-        if done is None or done[0] < 2:
+        """Seconds to the last epoch of the last group at the rate seen so far; None until two epochs past
+        the first look in the current group."""
+        seen = progress(log)
+        if seen is None or seen[2] < 2:
             return None
-        if self.first is None:
-            self.first = (now, done[0])
+        groups, group, epoch, epochs = seen
+        if self.first is None or self.first[1] != group:
+            self.first = (now, group, epoch)
             return None
-        t0, e0 = self.first
-        if done[0] - e0 < 2:
+        t0, _, e0 = self.first
+        if epoch - e0 < 2:
             return None
-        return (done[1] - done[0]) * (now - t0) / (done[0] - e0)
+        return ((epochs - epoch) + (groups - group) * epochs) * (now - t0) / (epoch - e0)
 
 
 @dataclass
@@ -181,30 +198,40 @@ class Loan:
         self.say(f"{unit.benchmark}: {len(unit.strategies)} strategies x {len(seeds)} seeds, layout {unit.layout}")
 
     def stop(self, unit: Unit, why: str) -> None:
-        os.killpg(unit.process.pid, signal.SIGKILL)
-        unit.process.wait()
-        unit.status, unit.ended = f"stopped: {why}", time.monotonic()
-        self.say(f"{unit.benchmark}: {unit.status}")
+        """Kill the unit's process (its whole session); a process that ended meanwhile is collected instead."""
+        if unit.process.poll() is None:
+            os.killpg(unit.process.pid, signal.SIGKILL)
+            unit.process.wait()
+            unit.status = f"stopped: {why}"
+            self.say(f"{unit.benchmark}: {unit.status}")
+        self.collect(unit)
 
     def files_out(self) -> int:
         return sum(1 for p in self.out.iterdir() if p.is_file())
 
     def collect(self, unit: Unit) -> None:
-        """A unit's process ended: pack its runs if it succeeded."""
+        """A unit's process ended: pack every run it finished (a stopped or failed unit's earlier groups too)."""
         unit.ended, code = time.monotonic(), unit.process.returncode
-        if code != 0:
-            unit.status = f"failed (exit {code}; see results/speed/stderr-{unit.benchmark}.log)"
-            self.say(f"{unit.benchmark}: {unit.status}")
-            return
-        unit.status = "done"
+        if unit.status == "training":
+            unit.status = "done" if code == 0 else f"failed (exit {code}; see results/speed/stderr-{unit.benchmark}.log)"
         made = self.pending / unit.benchmark
         subprocess.run([self.args.python, str(SCRIPTS / "speed/pack_runs.py"), "--benchmark", unit.benchmark,
-                        *[a for s in unit.strategies for a in ("--strategy", s)], "--out-dir", str(made)], check=False)
+                        *[a for s in unit.strategies for a in ("--strategy", s)], "--out-dir", str(made),
+                        *(["--with-model"] if self.args.with_model else [])], check=False, capture_output=True)
         for archive in sorted(made.glob("*.tar.gz")):
-            if self.files_out() < self.args.max_files:
-                archive = archive.rename(self.out / archive.name)
+            if self.files_out() < self.args.max_files and not (self.out / archive.name).exists():
+                archive = Path(shutil.move(archive, self.out / archive.name))
             unit.archives.append(str(archive))
-        self.say(f"{unit.benchmark}: done after {unit.ended - unit.started:.0f} s; " + ", ".join(unit.archives))
+        self.say(f"{unit.benchmark}: {unit.status} after {unit.ended - unit.started:.0f} s; "
+                 + (", ".join(unit.archives) or "no finished run"))
+
+    def stop_all(self) -> None:
+        """Kill every unit still training (on the way out, whatever happened)."""
+        for unit in self.units:
+            if unit.status == "training" and unit.process is not None and unit.process.poll() is None:
+                os.killpg(unit.process.pid, signal.SIGKILL)
+                unit.process.wait()
+                unit.status = "stopped: the call ended"
 
     def watch(self) -> None:
         """Wait for the units, stopping the lowest-priority one still running while any would overrun."""
@@ -227,6 +254,8 @@ class Loan:
             if late and time.monotonic() - last_stop > self.args.check:
                 self.stop(running[-1], f"would not finish ({', '.join(f'{b} eta {etas[b]:.0f} s' for b in late)},"
                                        f" {self.left():.0f} s left)")
+                for unit in running[:-1]:  # alone on the GPU now: their pace is measured again
+                    unit.pace.reset()
                 last_stop = time.monotonic()
 
     def summary(self) -> dict:
@@ -255,9 +284,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", type=float, default=30.0, help="seconds between two stops")
     parser.add_argument("--poll", type=float, default=5.0)
     parser.add_argument("--max-files", type=int, default=8)
+    parser.add_argument("--with-model", action="store_true",
+                        help="bring each run's model.pt back too (a stage 2 here builds on it)")
     parser.add_argument("--python", default=sys.executable)
     args = parser.parse_args(argv)
     args.config = args.config or ["config.yaml"]
+    twice = sorted({u.benchmark for u in args.unit if [v.benchmark for v in args.unit].count(u.benchmark) > 1})
+    if twice:
+        parser.error(f"one unit per benchmark (its log, config and archives are named by it): {', '.join(twice)}"
+                     " is given twice; list all its strategies in one --unit")
     os.environ["PYTHONUNBUFFERED"] = "1"
     KEEP.mkdir(parents=True, exist_ok=True)
     loan = Loan(args)
@@ -272,9 +307,12 @@ def main(argv: list[str] | None = None) -> int:
             layouts[bench.arch], _ = faster_layout(bench.arch, runs, index["num_classes"], args.python, args.probe,
                                                    args.probe_batch)
         unit.layout = layouts.get(bench.arch, config["train"].get("memory_format", "auto"))
-    for unit in args.unit:
-        loan.start(unit)
-    loan.watch()
+    try:
+        for unit in args.unit:
+            loan.start(unit)
+        loan.watch()
+    finally:
+        loan.stop_all()
     summary = loan.summary()
     print("loan: " + json.dumps(summary), flush=True)
     (KEEP / "loan.json").write_text(json.dumps(summary, indent=1))

@@ -110,3 +110,23 @@ def test_a_wrong_value_in_a_grid_is_named_at_dry_run(tmp_path):
     proc = wf.snakemake("--dry-run", check=False)
     assert proc.returncode != 0
     assert "strategy 'en-betahigh' (effective_number.py): parameter beta must be a number, got 'high'" in proc.stdout
+
+
+def test_names_follow_the_values_not_the_order_of_keys_and_the_matrix_has_no_duplicates():
+    strategies, _ = grids.expand_strategies({"ldam": {"module": "ldam_drw", "scale": [30.0], "max_margin": [0.3]}})
+    assert list(strategies) == ["ldam-max_margin0.3-scale30"]
+    config = {"strategies": {"en": {"module": "effective_number", "beta": [0.9, 0.99]}},
+              "matrix": {"strategies": ["en-beta0.9", "en"]}}
+    assert grids.expand(config)["matrix"]["strategies"] == ["en-beta0.9", "en-beta0.99"]
+
+
+def test_a_sweep_over_named_choices_is_drawn_in_the_grids_order():
+    from ltbench import sweeps
+
+    origins = {f"focal-form{form}": {"grid": "focal", "params": {"form": form}} for form in ("softmax", "sigmoid")}
+    records = [{"benchmark": "b", "strategy": name, "best_balanced_acc": acc, "num_classes": 10}
+               for name, acc in zip([*origins, "ce"], (40.0, 42.0, 38.0))]
+    fig = sweeps.param_figure(records, origins, ["b"], "ce", "focal")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["softmax", "sigmoid"]
+    assert any(list(line.get_ydata()) == [40.0, 42.0] for line in ax.lines)  # the grid's line, in its order

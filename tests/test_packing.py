@@ -236,3 +236,18 @@ def test_compiled_training_equals_eager(subset, tmp_path):
     traced = run(replace(spec(subset, tmp_path / "compiled"), compile="default", compile_backend="eager"))
     assert [e["train_loss"] for e in traced["epochs"]] == [e["train_loss"] for e in eager["epochs"]]
     assert traced["provenance"]["compile"] == "default"
+
+
+def test_a_stage2_in_the_same_job_trains_after_its_stage1(subset, tmp_path):
+    from ltbench.data import DataError
+
+    stage1 = spec(subset, tmp_path / "ce", epochs=1)
+    stage2 = replace(spec(subset, tmp_path / "wb", strategy="weight_balancing", epochs=1,
+                          params={"stage1": "ce", "classifier_epochs": 1}), init_model_path=stage1.model_path)
+    with pytest.raises(DataError, match=r"does not exist: train its stage 1 \(ce\) first"):
+        run_pack([replace(stage2, init_model_path=str(tmp_path / "none.pt"))])
+    assert not (tmp_path / "wb").exists()
+    histories = run_pack([stage2, stage1])  # listed first, trained second: it starts from ce's final model
+    assert [h["strategy"]["name"] for h in histories] == ["weight_balancing", "ce"]
+    before, after = torch.load(stage1.model_path), torch.load(stage2.model_path)
+    assert torch.equal(before["conv1.weight"], after["conv1.weight"])  # the frozen backbone is ce's

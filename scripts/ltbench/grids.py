@@ -4,7 +4,7 @@
   named ``<name>[-<arch>][-r<ratio>]`` (the parts that are lists): ``resnet8-cifar10lt: {imbalance_ratio:
   [10, 100]}`` gives ``resnet8-cifar10lt-r10`` and ``resnet8-cifar10lt-r100``.
 - A strategy with list-valued parameters becomes one strategy per combination, named
-  ``<name>-<param><value>...`` in the entry's key order: ``effective_number: {beta: [0.9, 0.99]}`` gives
+  ``<name>-<param><value>...``, the parameters in alphabetical order: ``effective_number: {beta: [0.9, 0.99]}`` gives
   ``effective_number-beta0.9`` and ``effective_number-beta0.99``. (No strategy parameter takes a list:
   ``ltbench.params``.) A post-hoc or stage-2 grid builds every entry on the same upstream strategy.
 - ``matrix`` entries that name a grid stand for all its entries, in order.
@@ -79,7 +79,7 @@ def expand_strategies(strategies: dict[str, Any]) -> tuple[dict[str, Any], dict[
     sweeps: dict[str, dict[str, Any]] = {}
     for name, entry in strategies.items():
         entry = entry or {}
-        axes = [key for key, value in entry.items() if isinstance(value, list)]
+        axes = sorted(key for key, value in entry.items() if isinstance(value, list))  # names: not the keys' order
         if not axes:
             out[name] = entry
             continue
@@ -120,7 +120,7 @@ def expand(config: dict[str, Any]) -> dict[str, Any]:
     matrix = config.get("matrix", {})
     for key, members in (("benchmarks", bench_members), ("strategies", strat_members)):
         if key in matrix:
-            matrix[key] = [m for name in matrix[key] for m in members.get(name, [name])]
+            matrix[key] = list(dict.fromkeys(m for name in matrix[key] for m in members.get(name, [name])))
     sweeps = config.setdefault("sweeps", {"benchmarks": {}, "strategies": {}})
     sweeps["benchmarks"].update(bench_sweeps)
     sweeps["strategies"].update(strat_sweeps)

@@ -18,6 +18,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ltbench import plots
+from ltbench.grids import value_tag
 
 # What each panel of a ratio sweep shows: the record's key (best epoch) and, for a shot group, its name.
 ACCURACIES = (("all classes", "best_balanced_acc", None), ("many-shot", "best_shot_acc", "many"),
@@ -59,7 +60,7 @@ def log_axis_if_wide(ax, xs: Sequence[float]) -> str:
     wide = min(xs) > 0 and max(xs) / min(xs) >= 10
     if wide:
         ax.set_xscale("log")
-    ax.set_xticks(list(xs), [f"{x:g}" for x in xs])
+    ax.set_xticks(list(xs), [value_tag(x) for x in xs])
     ax.minorticks_off()
     return " (log scale)" if wide else ""
 
@@ -71,7 +72,9 @@ def mark_empty(ax, title: str) -> None:
 
 
 def ratio_figure(records: Sequence[dict[str, Any]], strategies: Sequence[str], grid: str) -> Figure:
-    """The ratio sweep of benchmark grid ``grid`` (see the module docstring) from its runs' records."""
+    """The ratio sweep of benchmark grid ``grid`` (see the module docstring) from its runs' records; runs at
+    the ``natural`` ratio (no number) are left out."""
+    records = [r for r in records if isinstance(r["imbalance_ratio"], (int, float))]
     archs = list(dict.fromkeys(r["arch"] for r in records))
     styles = plots.strategy_styles(strategies)
     fig = Figure(figsize=(16, 3.8 * len(archs) + 0.8), layout="constrained")
@@ -106,19 +109,22 @@ def param_figure(records: Sequence[dict[str, Any]], sweeps: dict[str, dict[str, 
     lines: dict[str, list[str]] = defaultdict(list)  # a line per combination of the other parameters
     for name in entries:
         rest = sweeps[name]["params"]
-        lines[", ".join(f"{k}={rest[k]:g}" if isinstance(rest[k], (int, float)) else f"{k}={rest[k]}"
-                        for k in others) or grid].append(name)
+        lines[", ".join(f"{k}={value_tag(rest[k])}" for k in others) or grid].append(name)
     styles = plots.strategy_styles(list(lines))
     benchmarks = [b for b in benchmarks if any(r["benchmark"] == b for r in records)]
     fig = Figure(figsize=(5.2 * len(benchmarks) + 2.5, 4.4), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(benchmarks), squeeze=False)[0])
-    xs_all = sorted({float(sweeps[n]["params"][x_key]) for n in entries})
+    # the swept values in increasing order (numbers) or as the grid lists them (anything else), evenly spaced
+    values = list(dict.fromkeys(value_tag(sweeps[n]["params"][x_key]) for n in entries))
+    if all(isinstance(sweeps[n]["params"][x_key], (int, float)) and not isinstance(sweeps[n]["params"][x_key], bool)
+           for n in entries):
+        values.sort(key=float)
     for ax, bench in zip(axes, benchmarks):
         mine = [r for r in records if r["benchmark"] == bench]
         for label, names in lines.items():
             runs = [r for r in mine if r["strategy"] in names]
             if runs:  # x: the value's position among the grid's values
-                xs, groups = by_value(runs, lambda r: xs_all.index(float(sweeps[r["strategy"]]["params"][x_key])))
+                xs, groups = by_value(runs, lambda r: values.index(value_tag(sweeps[r["strategy"]]["params"][x_key])))
                 sweep_line(ax, xs, groups, "best_balanced_acc", None, styles[label], label)
         base = [r["best_balanced_acc"] for r in mine if r["strategy"] == reference]
         if base:
@@ -126,8 +132,8 @@ def param_figure(records: Sequence[dict[str, Any]], sweeps: dict[str, dict[str, 
             ax.axhline(float(np.mean(base)), color="0.3", linestyle="--", linewidth=1.2,
                        label=f"{reference} (not swept; {plots.plural(len(base), 'seed')})")
         plots.accuracy_axis(ax, mine[0]["num_classes"])
-        ax.set_xticks(range(len(xs_all)), [f"{x:g}" for x in xs_all])
-        ax.set_xlim(-0.3, len(xs_all) - 0.7)
+        ax.set_xticks(range(len(values)), values)
+        ax.set_xlim(-0.3, len(values) - 0.7)
         ax.set(title=bench, xlabel=f"{x_key} (values evenly spaced)")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("best-epoch test accuracy, all classes (%)")

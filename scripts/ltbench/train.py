@@ -486,13 +486,21 @@ def pack_groups(specs: list[RunSpec], preps: list[Prepared]) -> list[list[int]]:
 def run_pack(specs: list[RunSpec]) -> list[dict[str, Any]]:
     """Train runs of one benchmark (several strategies and seeds) in one job, side by side on one
     device where they can share a model (``pack_groups``), each resuming from its checkpoint and
-    writing its own outputs exactly as alone; returns their histories in the order of ``specs``.
-    Everything is validated before the first step."""
+    writing its own outputs as it would alone (to rounding: grouped convolutions round differently); returns
+    their histories in the order of ``specs``. Everything is validated before the first step, a stage 2's
+    starting model included (one trained in the same job trains first)."""
     check_pack(specs)
     preps = [prepare(spec) for spec in specs]
+    made_here = {spec.model_path for spec in specs}
+    for spec in specs:  # a stage 2 starts from its stage 1's final model: there already, or trained in this job
+        if spec.init_model_path and spec.init_model_path not in made_here and not Path(spec.init_model_path).is_file():
+            raise DataError(f"{spec.strategy.name} (seed {spec.seed}) starts from {spec.init_model_path}, which does not"
+                            f" exist: train its stage 1 ({spec.strategy.upstream}) first, or in the same job")
     device = select_device(specs[0].device, specs[0].threads)
     histories: list[dict[str, Any]] = [{}] * len(specs)
-    for group in pack_groups(specs, preps):
+    # the groups that start from a model trained in this job come after the others (sorting is stable)
+    groups = sorted(pack_groups(specs, preps), key=lambda g: any(specs[i].init_model_path in made_here for i in g))
+    for group in groups:
         for i, history in zip(group, _train([specs[i] for i in group], [preps[i] for i in group], device)):
             histories[i] = history
     return histories

@@ -154,7 +154,7 @@ class Trainer:
     one benchmark that share the recipe and the epoch length and differ in seed or strategy (one run
     unless packed; see ltbench.replicas and ``pack_groups``). Run r draws its model initialisation,
     sample order and augmentation from its own seed, and takes its class weights, logit offsets,
-    loss, sampler and head bias from its own strategy, exactly as it would alone."""
+    loss, sampler and head bias from its own strategy, as it would alone (equal to rounding)."""
 
     def __init__(self, specs: list[RunSpec], preps: list[Prepared], device: torch.device) -> None:
         spec, prep = specs[0], preps[0]

@@ -41,22 +41,9 @@ for _name in STRATEGIES:
     cfg.strategy(config, _name)
 # Grids (ltbench.grids) with entries in the matrix: a benchmark grid over several ratios gets a ratio
 # sweep figure, a strategy grid a parameter sweep figure.
-SWEEPS = config.get("sweeps", {"benchmarks": {}, "strategies": {}})
-RATIO_GRIDS = [
-    grid
-    for grid in dict.fromkeys(o["grid"] for o in SWEEPS["benchmarks"].values())
-    if len(
-        {
-            o["imbalance_ratio"]
-            for b, o in SWEEPS["benchmarks"].items()
-            if o["grid"] == grid and b in BENCHMARKS
-        }
-    )
-    > 1
-]
-PARAM_GRIDS = list(
-    dict.fromkeys(o["grid"] for s, o in SWEEPS["strategies"].items() if s in STRATEGIES)
-)
+SWEEPS = grids.origins(config)
+RATIO_GRIDS = grids.ratio_grids(SWEEPS, BENCHMARKS)
+PARAM_GRIDS = grids.param_grids(SWEEPS, STRATEGIES)
 # How each configured strategy's runs are made (a stage-2 strategy may build on one outside the matrix).
 TRAINED = [s for s in config["strategies"] if cfg.strategy(config, s).stage == "train"]
 STAGE2 = [s for s in config["strategies"] if cfg.strategy(config, s).stage == "stage2"]
@@ -256,14 +243,9 @@ def run_labels(figure):
     }
 
 
-def grid_members(kind, grid, selected):
-    """The entries of grid ``grid`` (``kind``: benchmarks or strategies) that ``selected`` holds, in order."""
-    return [name for name in selected if SWEEPS[kind].get(name, {}).get("grid") == grid]
-
-
 def ratio_sweep_metrics(wildcards):
     """metrics.json of every run of a benchmark grid's entries in the matrix."""
-    members = grid_members("benchmarks", wildcards.grid, BENCHMARKS)
+    members = grids.members(SWEEPS, "benchmarks", wildcards.grid, BENCHMARKS)
     return expand(
         rules.metrics.output.metrics, benchmark=members, strategy=STRATEGIES, seed=SEEDS
     )
@@ -271,7 +253,7 @@ def ratio_sweep_metrics(wildcards):
 
 def param_sweep_metrics(wildcards):
     """metrics.json of every run of a strategy grid's entries and of the table's reference strategy."""
-    members = grid_members("strategies", wildcards.grid, STRATEGIES)
+    members = grids.members(SWEEPS, "strategies", wildcards.grid, STRATEGIES)
     reference = [TABLE_REFERENCE] if TABLE_REFERENCE in STRATEGIES else []
     return expand(
         rules.metrics.output.metrics,
@@ -285,7 +267,7 @@ def param_sweep_origins(wildcards):
     """What each entry of a strategy grid in the matrix was made from (``config["sweeps"]``)."""
     return {
         name: SWEEPS["strategies"][name]
-        for name in grid_members("strategies", wildcards.grid, STRATEGIES)
+        for name in grids.members(SWEEPS, "strategies", wildcards.grid, STRATEGIES)
     }
 
 

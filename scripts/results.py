@@ -341,6 +341,11 @@ def committed_metrics(docs: Path) -> dict[RunKey, dict[str, Any]]:
     return records
 
 
+def published(docs: Path, key: RunKey, name: str) -> str:
+    """Where the run's file ``name`` is published under ``docs``."""
+    return str(docs / key.path.relative_to(RUNS_ROOT.parent) / name)
+
+
 def build_tables_and_figures(docs: Path, records: dict[RunKey, dict[str, Any]], config: dict[str, Any]) -> None:
     """``docs/table.{csv,md,tex}``, ``docs/plots/benchmarks/<b>/<figure>.png`` (``BENCHMARK_FIGURES``) and the
     sweep figures of the config's grids (``sweep_figures``) from every published run, with the code of the
@@ -348,43 +353,39 @@ def build_tables_and_figures(docs: Path, records: dict[RunKey, dict[str, Any]], 
     import make_table
     import plot_benchmark
 
-    def published(key: RunKey, name: str) -> str:
-        return str(docs / key.path.relative_to(RUNS_ROOT.parent) / name)
-
     benchmarks = in_config_order({k.benchmark for k in records}, list(config["benchmarks"]))
     strategies = in_config_order({k.strategy for k in records}, list(config["strategies"]))
     reference = cfg.table_reference(config)
-    make_table.make_table([published(k, "metrics.json") for k in records], str(docs / "table.csv"),
+    make_table.make_table([published(docs, k, "metrics.json") for k in records], str(docs / "table.csv"),
                           str(docs / "table.md"), str(docs / "table.tex"), benchmarks, strategies, reference)
     for bench in benchmarks:
         keys = [k for k in records if k.benchmark == bench]
         outputs = {name: str(docs / f"plots/benchmarks/{bench}/{name}.png") for name in BENCHMARK_FIGURES}
-        plot_benchmark.plot_benchmark([published(k, "metrics.json") for k in keys],
-                                      [published(k, "history.json") for k in keys], outputs, bench,
+        plot_benchmark.plot_benchmark([published(docs, k, "metrics.json") for k in keys],
+                                      [published(docs, k, "history.json") for k in keys], outputs, bench,
                                       in_config_order({k.strategy for k in keys}, strategies), reference)
     sweep_figures(docs, records, config, benchmarks, strategies, reference)
 
 
 def sweep_figures(docs: Path, records: dict[RunKey, dict[str, Any]], config: dict[str, Any], benchmarks: list[str],
                   strategies: list[str], reference: str) -> None:
-    """The workflow's sweep figures (rules ``plot_ratio_sweep``, ``plot_param_sweep``) for the grids of the config
-    (``config["sweeps"]``) with published runs: ``docs/plots/sweeps/benchmarks/<grid>.png`` where a benchmark
-    grid has runs at two ratios or more, ``docs/plots/sweeps/strategies/<grid>.png`` per strategy grid."""
+    """The workflow's sweep figures (rules ``plot_ratio_sweep``, ``plot_param_sweep``) of the config's grids with
+    published runs, chosen as the rules choose them (``ltbench.grids.ratio_grids``, ``param_grids``):
+    ``docs/plots/sweeps/benchmarks/<grid>.png`` and ``docs/plots/sweeps/strategies/<grid>.png``."""
     import plot_sweeps
+    from ltbench import grids
 
-    origins = config.get("sweeps", {"benchmarks": {}, "strategies": {}})
-    for grid in dict.fromkeys(o["grid"] for o in origins["benchmarks"].values()):
-        keys = [k for k in records if origins["benchmarks"].get(k.benchmark, {}).get("grid") == grid]
-        if len({records[k]["imbalance_ratio"] for k in keys}) > 1:
-            paths = [str(docs / k.path.relative_to(RUNS_ROOT.parent) / "metrics.json") for k in keys]
-            plot_sweeps.plot_ratio_sweep(paths, str(docs / f"plots/sweeps/benchmarks/{grid}.png"), grid, strategies)
-    for grid in dict.fromkeys(o["grid"] for o in origins["strategies"].values()):
-        members = {s: o for s, o in origins["strategies"].items() if o["grid"] == grid and s in strategies}
-        keys = [k for k in records if k.strategy in members or k.strategy == reference]
-        if members and any(k.strategy in members for k in keys):
-            paths = [str(docs / k.path.relative_to(RUNS_ROOT.parent) / "metrics.json") for k in keys]
-            plot_sweeps.plot_param_sweep(paths, str(docs / f"plots/sweeps/strategies/{grid}.png"), grid, members,
-                                         benchmarks, reference)
+    sweeps = grids.origins(config)
+    for grid in grids.ratio_grids(sweeps, benchmarks):
+        mine = grids.members(sweeps, "benchmarks", grid, benchmarks)
+        plot_sweeps.plot_ratio_sweep([published(docs, k, "metrics.json") for k in records if k.benchmark in mine],
+                                     str(docs / f"plots/sweeps/benchmarks/{grid}.png"), grid, strategies)
+    for grid in grids.param_grids(sweeps, strategies):
+        mine = grids.members(sweeps, "strategies", grid, strategies)
+        keys = [k for k in records if k.strategy in mine or k.strategy == reference]
+        plot_sweeps.plot_param_sweep([published(docs, k, "metrics.json") for k in keys],
+                                     str(docs / f"plots/sweeps/strategies/{grid}.png"), grid,
+                                     {name: sweeps["strategies"][name] for name in mine}, benchmarks, reference)
 
 
 def units_readme(records: dict[RunKey, dict[str, Any]], overlays: list[str]) -> str:

@@ -125,3 +125,25 @@ def expand(config: dict[str, Any]) -> dict[str, Any]:
     sweeps["benchmarks"].update(bench_sweeps)
     sweeps["strategies"].update(strat_sweeps)
     return config
+
+
+def origins(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``config["sweeps"]`` (what each expanded entry came from), empty for a config without grids."""
+    return config.get("sweeps", {"benchmarks": {}, "strategies": {}})
+
+
+def members(sweeps: dict[str, dict[str, Any]], kind: str, grid: str, selected: list[str]) -> list[str]:
+    """The entries of grid ``grid`` (``kind``: benchmarks or strategies) that ``selected`` holds, in its order."""
+    return [name for name in selected if sweeps[kind].get(name, {}).get("grid") == grid]
+
+
+def ratio_grids(sweeps: dict[str, dict[str, Any]], benchmarks: list[str]) -> list[str]:
+    """The benchmark grids whose entries among ``benchmarks`` span two imbalance ratios or more (a ratio sweep)."""
+    grids = dict.fromkeys(o["grid"] for o in sweeps["benchmarks"].values())
+    return [grid for grid in grids
+            if len({sweeps["benchmarks"][b]["imbalance_ratio"] for b in members(sweeps, "benchmarks", grid, benchmarks)}) > 1]
+
+
+def param_grids(sweeps: dict[str, dict[str, Any]], strategies: list[str]) -> list[str]:
+    """The strategy grids with an entry among ``strategies`` (a parameter sweep)."""
+    return list(dict.fromkeys(o["grid"] for name, o in sweeps["strategies"].items() if name in strategies))

@@ -72,9 +72,9 @@ def unpack(data: Path = Path("results/data")) -> None:
         print(f"unpacked {archive}: {', '.join(sorted(tops))}", flush=True)
 
 
-def faster_layout(arch: str, runs: int, classes: int, python: str, seconds: int, batch: int = 128) -> tuple[str, dict]:
+def faster_layout(arch: str, runs: int, classes: int, python: str, seconds: int, batch: int = 128) -> str:
     """The activation layout of the faster packed training step of ``runs`` models of ``arch``
-    (``conv_probe.py``), and the probe's rows; ``auto`` if the probe fails."""
+    (``conv_probe.py``, its rows kept in results/speed/probe-<arch>.json); ``auto`` if the probe fails."""
     out = KEEP / f"probe-{arch}.json"
     cmd = [python, str(SCRIPTS / "speed/conv_probe.py"), "--arch", arch, "--runs", str(runs), "--how", "packed",
            "--classes", str(classes), "--batch", str(batch), "--steps", "6", "--warmup", "3", "--out", str(out)]
@@ -83,11 +83,11 @@ def faster_layout(arch: str, runs: int, classes: int, python: str, seconds: int,
         rows = json.loads(out.read_text())["rows"]
     except (subprocess.SubprocessError, OSError, ValueError, KeyError) as exc:
         print(f"probe {arch}: failed ({exc}); layout auto", flush=True)
-        return "auto", {}
+        return "auto"
     best = min(rows, key=lambda row: row["step_ms"])
     print(f"probe {arch} x{runs}: " + ", ".join(f"{r['layout']} {r['step_ms']:.1f} ms" for r in rows)
           + f" -> {best['layout']}", flush=True)
-    return best["layout"], {r["layout"]: r["step_ms"] for r in rows}
+    return best["layout"]
 
 
 def write_config(files: list[str], unit: Unit, epochs: int) -> tuple[Path, list[int]]:
@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.probe and bench.arch not in layouts:
             index = json.loads(Path(cfg.DATA_DIR.format(data_id=bench.data_id), "index.json").read_text())
             runs = len(unit.strategies) * len(config["seeds"])
-            layouts[bench.arch], _ = faster_layout(bench.arch, runs, index["num_classes"], args.python, args.probe,
+            layouts[bench.arch] = faster_layout(bench.arch, runs, index["num_classes"], args.python, args.probe,
                                                    args.probe_batch)
         unit.layout = layouts.get(bench.arch, config["train"].get("memory_format", "auto"))
     try:

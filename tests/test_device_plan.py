@@ -84,38 +84,53 @@ def test_a_loan_trains_units_side_by_side_and_brings_back_their_runs(tmp_path):
     assert history["provenance"]["trained_with"] == [f"{s}/seed{k}" for s in ("ce", "inverse_freq", "balanced_softmax")
                                                      for k in (0, 1)]
     assert history["provenance"]["memory_format"] == summary["units"][1]["layout"]
+    sys.path.insert(0, str(REPO / "scripts/speed"))
+    from loan import progress  # the pace reads the trainer's own lines: both groups, each epoch with its time
+
+    groups, begun, epochs, times = progress(tmp_path / "results/speed/train-resnet8-folder.log")
+    assert (groups, begun, epochs, len(times)) == (2, 2, 2, 2) and min(times) > 0
 
 
-def test_the_pace_of_a_training_comes_from_its_epochs(tmp_path):
+def epoch_lines(epochs: int, seconds: list[float], first: int = 1, runs: tuple[str, ...] = ("ce", "bs")) -> str:
+    """Training-log lines as ``ltbench.train`` prints them: a line per run for epochs first, first + 1, ..."""
+    line = ("[b/{}/seed0] epoch {}/{} loss 2.3 test acc 10.00 (best 10.00) lr 0.1000; epoch in {:.2f} s,"
+            " 100 train img/s, eta 1:00:00\n")
+    return "".join(line.format(run, first + i, epochs, s) for i, s in enumerate(seconds) for run in runs)
+
+
+def test_the_pace_of_a_training_comes_from_the_times_of_its_epochs(tmp_path):
     sys.path.insert(0, str(REPO / "scripts/speed"))
     from loan import Pace
 
-    log, pace = tmp_path / "train.log", Pace()
-    line = "[b/ce/seed0] epoch {}/200 loss 2.3 test acc 10.00 (best 10.00) lr 0.1 100 train img/s eta 1:00:00\n"
-    assert pace.remaining(log, 0.0) is None  # no log yet
-    log.write_text(line.format(1))
-    assert pace.remaining(log, 10.0) is None  # the first epoch carries the warm-up
-    log.write_text(line.format(1) + line.format(2))
-    assert pace.remaining(log, 12.0) is None  # the first look: the clock starts
-    log.write_text(log.read_text() + line.format(3) + line.format(4))
-    assert pace.remaining(log, 14.0) == pytest.approx(196 * 1.0)  # 2 epochs in 2 s; the printed eta is ignored
-    pace.reset()  # another unit stopped: measured again
-    assert pace.remaining(log, 20.0) is None
+    log, pace = tmp_path / "train.log", Pace(need=3)
+    assert pace.remaining(log) is None  # no log yet
+    log.write_text(epoch_lines(200, [9.0]))
+    assert pace.remaining(log) is None  # the first epoch carries the warm-up
+    log.write_text(epoch_lines(200, [9.0, 3.0]))
+    assert pace.remaining(log) is None  # the first look: the mark
+    log.write_text(log.read_text() + epoch_lines(200, [2.0, 2.2], first=3))
+    assert pace.remaining(log) is None  # two epochs past the mark: not yet
+    log.write_text(log.read_text() + epoch_lines(200, [1.0], first=5))
+    # the median of the epochs past the mark (2.0, 2.2, 1.0), whenever the look comes; the printed eta is ignored
+    assert pace.remaining(log) == pytest.approx(195 * 2.0)
+    pace.reset()  # another unit stopped: measured again from the next look
+    assert pace.remaining(log) is None
+    log.write_text(log.read_text() + epoch_lines(200, [1.0, 1.0, 1.0], first=6))
+    assert pace.remaining(log) == pytest.approx(192 * 1.0)
 
 
 def test_the_pace_of_a_process_counts_the_groups_still_to_train(tmp_path):
     sys.path.insert(0, str(REPO / "scripts/speed"))
     from loan import Pace
 
-    log, pace = tmp_path / "train.log", Pace()
-    line = "[b/s/seed0] epoch {}/10 loss 2.3 test acc 10.00 (best 10.00) lr 0.1 100 train img/s eta 0:00:00\n"
+    log, pace = tmp_path / "train.log", Pace(need=2)
     first = "2 groups, which train one after another (...): ce+inverse_freq; oversampling\n"
-    log.write_text(first + "".join(line.format(e) for e in range(1, 4)))
-    assert pace.remaining(log, 0.0) is None
-    log.write_text(log.read_text() + line.format(4) + line.format(5))
-    assert pace.remaining(log, 4.0) == pytest.approx((5 + 10) * 2.0)  # 5 epochs of this group, 10 of the next
-    log.write_text(log.read_text() + "".join(line.format(e) for e in (6, 7, 8, 9, 10, 1, 2)))
-    assert pace.remaining(log, 30.0) is None  # the second group began: its own pace
+    log.write_text(first + epoch_lines(10, [5.0, 2.0, 2.0]))
+    assert pace.remaining(log) is None
+    log.write_text(log.read_text() + epoch_lines(10, [2.0, 2.0], first=4))
+    assert pace.remaining(log) == pytest.approx((5 + 10) * 2.0)  # 5 epochs of this group, 10 of the next
+    log.write_text(log.read_text() + epoch_lines(10, [2.0] * 5, first=6) + epoch_lines(10, [4.0, 4.0]))
+    assert pace.remaining(log) is None  # the second group began: its own pace
 
 
 def test_runs_fill_archives_in_order_up_to_the_limit(tmp_path, monkeypatch):

@@ -419,7 +419,7 @@ def train_epochs(trainer: Trainer, histories: list[History], tags: list[str], sa
                 f"[{tags[r]}] epoch {epoch + 1}/{epochs} loss {losses[r]:.4f}"
                 + (f" val acc {val_acc[r]:.2f}" if val_acc else "") + f" test acc {acc:.2f}"
                 f" (best {history.epochs[history.best]['test_acc']:.2f}; {shot_summary(correct[r], tested, trainer.class_counts)})"
-                f" lr {lr:.4f} {trainer.runs * seen / train_time:.0f} train img/s eta {clock(eta)}"
+                f" lr {lr:.4f}; epoch in {seconds:.2f} s, {trainer.runs * seen / train_time:.0f} train img/s, eta {clock(eta)}"
             )
         every = trainer.specs[0].checkpoint_every
         if every and (epoch + 1) % every == 0 and epoch + 1 < epochs:

@@ -49,7 +49,7 @@ sys.path.insert(0, str(SCRIPTS))
 from ltbench import config as cfg  # noqa: E402
 
 KEEP = Path("results/speed")
-EPOCH = re.compile(r"\] epoch (\d+)/(\d+) loss")
+EPOCH = re.compile(r"\] epoch (\d+)/(\d+) loss .* in ([\d.]+) s,")
 GROUPS = re.compile(r"^(\d+) groups, which train one after another", re.M)
 
 
@@ -101,10 +101,10 @@ def write_config(files: list[str], unit: Unit, epochs: int) -> tuple[Path, list[
     return path, [int(s) for s in config["seeds"]]
 
 
-def progress(log: Path) -> tuple[int, int, int, int] | None:
-    """(groups in all, groups begun, epochs finished in the current group, epochs in all) by a training log
-    (a process trains its groups of runs one after another, ``ltbench.train.pack_groups``); None before
-    the first epoch."""
+def progress(log: Path) -> tuple[int, int, int, list[float]] | None:
+    """(groups in all, groups begun, epochs in all, the wall seconds of each epoch the current group finished)
+    by a training log (a process trains its groups of runs one after another, ``ltbench.train.pack_groups``,
+    and prints a line per run and epoch, with the epoch's seconds); None before the first epoch."""
     if not log.is_file():
         return None
     text = log.read_text(errors="replace")
@@ -112,36 +112,42 @@ def progress(log: Path) -> tuple[int, int, int, int] | None:
     if not found:
         return None
     groups = GROUPS.search(text)
-    begun = 1 + sum(1 for prev, cur in zip(found, found[1:]) if int(cur[0]) < int(prev[0]))  # the count restarts
-    return int(groups[1]) if groups else 1, begun, int(found[-1][0]), int(found[-1][1])
+    current: dict[int, float] = {}
+    begun, last = 1, 0
+    for epoch, total, seconds in ((int(e), int(t), float(s)) for e, t, s in found):
+        if epoch < last:  # the count restarts: the next group began
+            begun, current = begun + 1, {}
+        current[epoch], last = seconds, epoch
+    return int(groups[1]) if groups else 1, begun, int(found[-1][1]), [current[e] for e in sorted(current)]
 
 
 class Pace:
-    """A process's remaining time, from the epochs it finishes between two looks at its log: the rate since
-    the first look after the second epoch of its current group (the first carries cuDNN's autotuning),
-    times the epochs left in this group and in the groups after it. ``reset`` starts the clock again
+    """A process's remaining time: the median wall time of the epochs its current group finished since the
+    mark (the first look after the group's second epoch, whose first epoch carries cuDNN's autotuning),
+    times the epochs left in this group and in the groups after it. The times are the trainer's own,
+    printed with each epoch, so the look's timing does not enter. ``reset`` moves the mark to the next look
     (after another process stopped, this one runs faster)."""
 
-    def __init__(self) -> None:
-        self.first: tuple[float, int, int] | None = None  # (time, group, epoch) of the first look
+    def __init__(self, need: int = 3) -> None:
+        self.need = need  # epochs past the mark before an estimate
+        self.mark: tuple[int, int] | None = None  # (group, epochs finished) at the mark
 
     def reset(self) -> None:
-        self.first = None
+        self.mark = None
 
-    def remaining(self, log: Path, now: float) -> float | None:
-        """Seconds to the last epoch of the last group at the rate seen so far; None until two epochs past
-        the first look in the current group."""
+    def remaining(self, log: Path) -> float | None:
+        """Seconds to the last epoch of the last group; None until ``need`` epochs past the mark."""
         seen = progress(log)
-        if seen is None or seen[2] < 2:
+        if seen is None or len(seen[3]) < 2:
             return None
-        groups, group, epoch, epochs = seen
-        if self.first is None or self.first[1] != group:
-            self.first = (now, group, epoch)
+        groups, group, epochs, times = seen
+        if self.mark is None or self.mark[0] != group:
+            self.mark = (group, len(times))
             return None
-        t0, _, e0 = self.first
-        if epoch - e0 < 2:
+        recent = times[self.mark[1]:]
+        if len(recent) < self.need:
             return None
-        return ((epochs - epoch) + (groups - group) * epochs) * (now - t0) / (epoch - e0)
+        return ((epochs - len(times)) + (groups - group) * epochs) * statistics.median(recent)
 
 
 @dataclass
@@ -248,8 +254,7 @@ class Loan:
                 for unit in running:
                     self.stop(unit, "out of time")
                 break
-            now = time.monotonic()
-            etas = {u.benchmark: u.pace.remaining(u.log, now) for u in running}
+            etas = {u.benchmark: u.pace.remaining(u.log) for u in running}
             late = [b for b, eta in etas.items() if eta is not None and eta > self.left()]
             if late and time.monotonic() - last_stop > self.args.check:
                 self.stop(running[-1], f"would not finish ({', '.join(f'{b} eta {etas[b]:.0f} s' for b in late)},"

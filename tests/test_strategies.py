@@ -163,6 +163,17 @@ def test_ldam_drw_configuration():
     # n^-1/4 = 0.31623, 0.56234, 1 for n = 100, 10, 1; scaled so that the largest is 0.5
     assert close(method.loss.margins, [0.158114, 0.281171, 0.5])
     assert method.defer_epoch == 160
+    assert method.logit_scale == 30.0 and resolve("ldam_drw", scale=16.0).logit_scale == 16.0
+    assert resolve("ce").logit_scale == 1.0
+
+
+@pytest.mark.parametrize("scale", [0.0, -1.0, float("inf"), "30", True])
+def test_a_logit_scale_must_be_a_positive_number(monkeypatch, scale):
+    module = types.ModuleType("ltbench.strategies.bad_scale")
+    module.configure = lambda c, n, cfg: {"head": "cosine", "logit_scale": scale}
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    with pytest.raises(strategies.StrategyError, match="'bad_scale': logit_scale must be a positive finite number"):
+        resolve("bad_scale")
 
 
 def test_focal_and_class_balanced_focal():

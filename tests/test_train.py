@@ -48,6 +48,15 @@ def test_run_writes_history_and_predictions(subset, tmp_path):
         assert 100 * (pred["best_pred"] == pred["labels"]).mean() == pytest.approx(best)
 
 
+def test_a_cosine_head_predicts_at_its_loss_scale(subset, tmp_path):
+    """LDAM's test logits are its cosines times the loss's scale: softmax(30 cos) is what the model predicts."""
+    history = run(spec(subset, tmp_path, "ldam_drw", params={"defer_epoch": 1, "scale": 30.0}))
+    with np.load(tmp_path / "predictions.npz") as pred:
+        logits, hits = pred["best_logits"].astype(np.float64), pred["best_pred"] == pred["labels"]
+    assert 1.5 < np.abs(logits).max() <= 30.0 + 1e-3  # cosines lie in [-1, 1]
+    assert 100 * hits.mean() == pytest.approx(history["best_test_acc"])
+
+
 def test_same_seed_same_run_other_seed_other_run(subset, tmp_path):
     losses = [
         [e["train_loss"] for e in run(spec(subset, tmp_path / name, seed=seed))["epochs"]]

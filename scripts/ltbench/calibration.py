@@ -1,7 +1,8 @@
 """Calibration of one run's test predictions, from the logits it saved (predictions.npz).
 
 The scored logits are those the model predicts with at test time: the network's output without the
-offsets or margins some strategies add during training only, and, for a post-hoc strategy, its
+offsets or margins some strategies add during training only, times the strategy's ``logit_scale`` (a
+cosine head's loss scale: LDAM predicts softmax(30 x cosine)), and, for a post-hoc strategy, its
 adjusted logits. Probabilities are their softmax, the prediction its argmax (top-1)."""
 
 from __future__ import annotations

@@ -244,7 +244,8 @@ def legend(t: Tables) -> list[str]:
 
 ROBUSTNESS_LEGEND = (
     "At each run's best epoch, from the softmax of the logits the model predicts with at test time (without the "
-    "offsets or margins a strategy adds in training only; a post-hoc strategy's adjusted logits); mean ± std over "
+    "offsets or margins a strategy adds in training only, a cosine head's at its loss's scale; a post-hoc "
+    "strategy's adjusted logits); mean ± std over "
     "seeds (n), bold the best mean of a column. ECE: expected calibration error, sum over 15 equal-width "
     "confidence bins of (images in the bin / N) × |accuracy − mean top-1 confidence| in the bin (%; lower is "
     "better). NLL: mean negative log-likelihood of the true class (nats). Confidence: mean top-1 softmax "

@@ -266,8 +266,9 @@ class Trainer:
 
     @torch.no_grad()
     def _logits(self, images: torch.Tensor) -> torch.Tensor:
-        """Every run's logits (float32, R x images x classes) of uint8 ``images``, unshifted by any training offsets;
-        in batches of ``recipe.eval_batch_size`` images, at most ``CPU_EVAL_BATCH`` on a CPU."""
+        """Every run's logits (float32, R x images x classes) of uint8 ``images``, unshifted by any training offsets
+        and times its method's ``logit_scale``; in batches of ``recipe.eval_batch_size`` images, at most
+        ``CPU_EVAL_BATCH`` on a CPU."""
         self.model.train(False)
         out = []
         for start in range(0, len(images), self.eval_batch):
@@ -276,7 +277,10 @@ class Trainer:
                 batch = self._inputs(images[start : start + self.eval_batch])
                 # a copy: under CUDA graphs the output buffer is overwritten by the next batch
                 out.append(self.model(batch, shared=True).to(torch.float32, copy=True))
-        return torch.cat(out, dim=1)
+        logits = torch.cat(out, dim=1)
+        if any(m.logit_scale != 1.0 for m in self.methods):
+            logits *= torch.tensor([m.logit_scale for m in self.methods], device=logits.device)[:, None, None]
+        return logits
 
     def evaluate(self) -> torch.Tensor:
         """Every run's test logits (R x test images x classes)."""

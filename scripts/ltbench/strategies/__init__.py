@@ -19,6 +19,9 @@ and the sampler apply from that epoch, see ltbench.schedules) and ``recipe``
 (overrides of recipe values, e.g. ``{"weight_decay": 5e-3}``); a stage-2 strategy
 (config key ``stage1``) also sets ``trainable`` ("classifier": only the head learns) and
 ``max_norm`` (see ltbench.constraints). ``head_bias`` sets the initial bias of the linear head.
+``logit_scale`` (default 1) multiplies the logits the model predicts with at test time: a cosine
+head trained through a scaled loss predicts softmax(scale x cosine), not softmax(cosine), so its
+calibration is measured at the loss's scale (accuracy does not depend on it).
 ``feature_hook`` (see ltbench.synthesis) sees each
 batch's features and returns the batch loss. A post-hoc strategy (config key ``base``) defines
 ``adjust_logits(logits, class_counts, num_classes, config)`` instead, applied to the base
@@ -74,6 +77,7 @@ class Method:
     max_norm: float | None = None
     feature_hook: Any = None
     head_bias: float | None = None
+    logit_scale: float = 1.0
 
     def weights_at(self, epoch: int) -> torch.Tensor:
         """The class weights in effect at 0-based ``epoch``: uniform before ``defer_epoch``."""
@@ -164,6 +168,9 @@ def _check_configuration(spec: Strategy, extra: Any) -> None:
     if extra.get("max_norm") is not None and extra.get("head") == "cosine":
         raise StrategyError(f"strategy {spec.name!r}: MaxNorm bounds the class rows of a linear head's weight;"
                             " a cosine head normalises its class vectors itself, so the two do not combine")
+    scale = extra.get("logit_scale", 1.0)
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < float("inf"):
+        raise StrategyError(f"strategy {spec.name!r}: logit_scale must be a positive finite number, not {scale!r}")
     if extra.get("trainable", "all") not in TRAINABLE:
         raise StrategyError(f"strategy {spec.name!r}: trainable must be one of {', '.join(TRAINABLE)}")
 

@@ -2,7 +2,8 @@
 
 Cosine classifier; the target's cosine is lowered by m_c = K / n_c^(1/4) (largest margin ``max_margin``,
 default 0.5) before scaling by ``scale`` (default 30); effective-number weights (``beta``, default 0.9999)
-switch on at ``defer_epoch`` (default 160 of 200).
+switch on at ``defer_epoch`` (default 160 of 200). The model predicts softmax(``scale`` x cosine), so the
+test logits are the cosines times ``scale`` (calibration at the scale the loss trained).
 """
 
 from ltbench import schedules, weights
@@ -18,10 +19,11 @@ def compute_class_weights(class_counts, num_classes, config):
 
 
 def configure(class_counts, num_classes, config):
-    """LDAM loss on a cosine head, deferred weights."""
+    """LDAM loss on a cosine head (test logits at the loss's scale), deferred weights."""
     margins = ldam_margins(class_counts, float(config["max_margin"]))
     return {
         "loss": LDAM(margins, float(config["scale"])),
         "head": "cosine",
+        "logit_scale": float(config["scale"]),
         "defer_epoch": schedules.defer_epoch(config),
     }

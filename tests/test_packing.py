@@ -106,6 +106,28 @@ def test_a_killed_packed_job_resumes_every_run(subset, tmp_path, monkeypatch):
     assert alone["epochs"][2]["train_loss"] == pytest.approx(whole[1]["epochs"][2]["train_loss"], rel=1e-3)
 
 
+def test_the_fused_sgd_of_cuda_steps_and_resumes_as_the_foreach_one(subset, tmp_path, monkeypatch):
+    """CUDA's fused SGD (``devices.fused_sgd``), forced on this CPU: packed runs train as with the
+    foreach step to rounding, and a killed job resumes from its per-run optimizer states."""
+    kwargs = dict(seeds=(0, 1), epochs=3, lr=1e-3)
+    whole = run_pack(pack(subset, tmp_path / "foreach", **kwargs))
+    monkeypatch.setattr("ltbench.train.fused_sgd", lambda device: True)
+    fused, init = [], Trainer.__init__
+
+    def trainer_init(self, *args, **kw):
+        init(self, *args, **kw)
+        fused.append(self.optimizer.param_groups[0]["fused"])
+
+    monkeypatch.setattr(Trainer, "__init__", trainer_init)
+    crashed = pack(subset, tmp_path / "fused", **kwargs)
+    crash_in_epoch(monkeypatch, 3, run_pack, crashed)
+    resumed = run_pack(crashed)
+    assert fused == [True, True]  # the killed job and the resumed one both stepped fused
+    for r in (0, 1):
+        losses = [[e["train_loss"] for e in h["epochs"]] for h in (resumed[r], whole[r])]
+        assert np.allclose(*losses, rtol=1e-4)
+
+
 def test_runs_of_one_job_may_differ_only_in_strategy_and_seed(subset, tmp_path):
     specs = pack(subset, tmp_path, seeds=(0, 1))
     with pytest.raises(ValueError, match="differ only in strategy and seed; these differ: recipe"):

@@ -128,3 +128,10 @@ def resolve_precision(preference: str, device: torch.device, cpuinfo: str = "/pr
     if preference != "auto":
         return preference
     return "bf16" if device.type == "cuda" or cpu_computes_bf16(cpuinfo) else "fp32"
+
+
+def fused_sgd(device: torch.device) -> bool:
+    """Whether SGD updates every parameter in one fused kernel: on CUDA, where the per-tensor-group
+    launches of the foreach step add up over a packed model's many tensors; not elsewhere, where the
+    foreach step keeps the runs already made bit for bit (the fused step rounds differently, ~1e-7)."""
+    return device.type == "cuda"

@@ -25,7 +25,7 @@ from ltbench.losses import CrossEntropy, packed_cross_entropy
 from ltbench.strategies import Method
 from ltbench.config import Benchmark, Strategy, format_ratio
 from ltbench.data import DataError, load_cache
-from ltbench.devices import device_name, resolve_memory_format, resolve_precision, select_device
+from ltbench.devices import device_name, fused_sgd, resolve_memory_format, resolve_precision, select_device
 from ltbench.samplers import InstanceSampler
 from ltbench.replicas import build_runs, check_compile_mode, optimizer_state, stack_optimizer_states
 from ltbench.io import atomic_path, read_json, write_json
@@ -192,6 +192,7 @@ class Trainer:
         params = self.model.trainable(self.method.trainable == "classifier")
         self.optimizer = torch.optim.SGD(
             params, lr=self.recipe.lr, momentum=self.recipe.momentum, weight_decay=self.recipe.weight_decay,
+            fused=fused_sgd(self.device) or None,
         )
         self.max_norms = [(r, MaxNorm(self.model.head_weight(r), m.max_norm))
                           for r, m in enumerate(self.methods) if m.max_norm is not None]

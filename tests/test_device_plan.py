@@ -87,8 +87,8 @@ def test_a_loan_trains_units_side_by_side_and_brings_back_their_runs(tmp_path):
     sys.path.insert(0, str(REPO / "scripts/speed"))
     from loan import progress  # the pace reads the trainer's own lines: both groups, each epoch with its time
 
-    groups, begun, epochs, times = progress(tmp_path / "results/speed/train-resnet8-folder.log")
-    assert (groups, begun, epochs, len(times)) == (2, 2, 2, 2) and min(times) > 0
+    groups, begun, epochs, done, times = progress(tmp_path / "results/speed/train-resnet8-folder.log")
+    assert (groups, begun, epochs, done, len(times)) == (2, 2, 2, 2, 2) and min(times) > 0
 
 
 def epoch_lines(epochs: int, seconds: list[float], first: int = 1, runs: tuple[str, ...] = ("ce", "bs")) -> str:
@@ -131,6 +131,20 @@ def test_the_pace_of_a_process_counts_the_groups_still_to_train(tmp_path):
     assert pace.remaining(log) == pytest.approx((5 + 10) * 2.0)  # 5 epochs of this group, 10 of the next
     log.write_text(log.read_text() + epoch_lines(10, [2.0] * 5, first=6) + epoch_lines(10, [4.0, 4.0]))
     assert pace.remaining(log) is None  # the second group began: its own pace
+
+
+def test_the_pace_reads_only_whole_epoch_lines_and_counts_from_the_last_epoch(tmp_path):
+    sys.path.insert(0, str(REPO / "scripts/speed"))
+    from loan import Pace, progress
+
+    log, pace = tmp_path / "train.log", Pace(need=2)
+    resumed = "[b/ce/seed0] resuming from ... after epoch 100\n[b/ce/seed0] epoch 101: the weights switch on\n"
+    log.write_text(resumed + epoch_lines(200, [9.0, 2.0], first=101) + "[b/ce/seed0] epoch 103/200 loss 2.3 test"
+                   " acc 10.00 (best 10.00) lr 0.1000; epoch in 2.")  # a line still being written
+    assert progress(log)[3:] == (102, [9.0, 2.0])
+    assert pace.remaining(log) is None  # the mark
+    log.write_text(resumed + epoch_lines(200, [9.0, 2.0, 2.0, 2.0], first=101))
+    assert pace.remaining(log) == pytest.approx((200 - 104) * 2.0)  # a resumed group: epochs left from its last
 
 
 def test_runs_fill_archives_in_order_up_to_the_limit(tmp_path, monkeypatch):

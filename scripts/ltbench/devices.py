@@ -131,7 +131,8 @@ def resolve_precision(preference: str, device: torch.device, cpuinfo: str = "/pr
 
 
 def fused_sgd(device: torch.device) -> bool:
-    """Whether SGD updates every parameter in one fused kernel: on CUDA, where the per-tensor-group
-    launches of the foreach step add up over a packed model's many tensors; not elsewhere, where the
-    foreach step keeps the runs already made bit for bit (the fused step rounds differently, ~1e-7)."""
+    """Whether SGD updates every parameter in one fused kernel: on CUDA, where the launches of the
+    default (foreach) step add up over a packed model's many tensors; not elsewhere, where the default
+    step (one tensor at a time on a CPU) keeps the runs already made bit for bit (the fused step rounds
+    differently, ~1e-7)."""
     return device.type == "cuda"

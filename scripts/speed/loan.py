@@ -101,10 +101,11 @@ def write_config(files: list[str], unit: Unit, epochs: int) -> tuple[Path, list[
     return path, [int(s) for s in config["seeds"]]
 
 
-def progress(log: Path) -> tuple[int, int, int, list[float]] | None:
-    """(groups in all, groups begun, epochs in all, the wall seconds of each epoch the current group finished)
-    by a training log (a process trains its groups of runs one after another, ``ltbench.train.pack_groups``,
-    and prints a line per run and epoch, with the epoch's seconds); None before the first epoch."""
+def progress(log: Path) -> tuple[int, int, int, int, list[float]] | None:
+    """(groups in all, groups begun, epochs in all, the current group's last finished epoch, the wall seconds
+    of each epoch it finished in this process) by a training log (a process trains its groups of runs one
+    after another, ``ltbench.train.pack_groups``, and prints a line per run and epoch, with the epoch's
+    seconds); None before the first epoch."""
     if not log.is_file():
         return None
     text = log.read_text(errors="replace")
@@ -118,13 +119,14 @@ def progress(log: Path) -> tuple[int, int, int, list[float]] | None:
         if epoch < last:  # the count restarts: the next group began
             begun, current = begun + 1, {}
         current[epoch], last = seconds, epoch
-    return int(groups[1]) if groups else 1, begun, int(found[-1][1]), [current[e] for e in sorted(current)]
+    return int(groups[1]) if groups else 1, begun, int(found[-1][1]), last, [current[e] for e in sorted(current)]
 
 
 class Pace:
     """A process's remaining time: the median wall time of the epochs its current group finished since the
     mark (the first look after the group's second epoch, whose first epoch carries cuDNN's autotuning),
-    times the epochs left in this group and in the groups after it. The times are the trainer's own,
+    times the epochs left in this group and in the groups after it (as many as this one's, at its pace: an
+    estimate where later groups differ, as a stage 2 does). The times are the trainer's own,
     printed with each epoch, so the look's timing does not enter. ``reset`` moves the mark to the next look
     (after another process stopped, this one runs faster)."""
 
@@ -138,16 +140,16 @@ class Pace:
     def remaining(self, log: Path) -> float | None:
         """Seconds to the last epoch of the last group; None until ``need`` epochs past the mark."""
         seen = progress(log)
-        if seen is None or len(seen[3]) < 2:
+        if seen is None or len(seen[4]) < 2:
             return None
-        groups, group, epochs, times = seen
-        if self.mark is None or self.mark[0] != group:
+        groups, group, epochs, done, times = seen
+        if self.mark is None or self.mark[0] != group or len(times) < self.mark[1]:
             self.mark = (group, len(times))
             return None
         recent = times[self.mark[1]:]
         if len(recent) < self.need:
             return None
-        return ((epochs - len(times)) + (groups - group) * epochs) * statistics.median(recent)
+        return ((epochs - done) + (groups - group) * epochs) * statistics.median(recent)
 
 
 @dataclass
@@ -198,6 +200,7 @@ class Loan:
         cmd = [self.args.python, str(SCRIPTS / "train.py"), "--config", str(config), "--benchmark", unit.benchmark,
                "--threads", str(self.args.threads), "--log", str(unit.log)]
         cmd += [a for s in unit.strategies for a in ("--strategy", s)] + [a for s in seeds for a in ("--seed", str(s))]
+        unit.log.unlink(missing_ok=True)  # a warm machine keeps an earlier call's log: never read its epochs
         unit.process = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
                                         stderr=open(KEEP / f"stderr-{unit.benchmark}.log", "w"))
         unit.status, unit.started = "training", time.monotonic()

@@ -7,7 +7,7 @@ import torch
 
 from ltbench import params
 from ltbench.config import STRATEGY_DIR
-from ltbench.synthesis import MinoritySynthesizer, sinkhorn
+from ltbench.synthesis import MinoritySynthesizer, sinkhorn, sinkhorn_step
 
 DEFAULTS = params.declaration(STRATEGY_DIR / "minority_synthesis.py").params
 
@@ -78,3 +78,35 @@ def test_loss_before_and_after_the_defer_epoch():
     assert synth(2, features, targets, classifier, real, gen) is real
     loss = synth(3, features, targets, classifier, real, gen)
     assert loss.requires_grad and loss.item() != pytest.approx(2.0)
+
+
+def test_the_compiled_sinkhorn_step_of_cuda_gives_the_eager_plans():
+    """What CUDA runs (``synthesis.step_for``: the iteration compiled), compiled here on the CPU: the same
+    plans as the eager step, to rounding, for several problems with invalid columns."""
+    torch.manual_seed(0)
+    groups = torch.tensor([0, 0, 1, 2, 2, 2, 1, 0])
+    valid = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1]], dtype=torch.bool)
+    cost = torch.rand(8, 4)
+    eager = sinkhorn(cost, groups, valid, epsilon=0.1, iters=50, step=sinkhorn_step)
+    compiled = sinkhorn(cost, groups, valid, epsilon=0.1, iters=50, step=torch.compile(sinkhorn_step, dynamic=False))
+    assert torch.allclose(compiled, eager, atol=1e-6)
+    for group in range(3):  # each problem's own marginals: a row of problem c carries 1 / (its rows)
+        rows = groups == group
+        assert torch.allclose(eager[rows].sum(1), torch.full((int(rows.sum()),), 1.0 / int(rows.sum())), atol=1e-4)
+
+
+def test_a_failing_compiled_step_falls_back_to_the_eager_one(monkeypatch):
+    from ltbench import synthesis
+
+    monkeypatch.setattr(synthesis, "_compiled", {})
+    cuda = torch.device("cuda")  # a device object only: nothing runs on it here
+    assert synthesis.step_for(torch.device("cpu")) is sinkhorn_step and synthesis.step_for(cuda) is not sinkhorn_step
+
+    def broken(*args):
+        raise RuntimeError("no compiler here")
+
+    groups, valid, cost = torch.tensor([0, 0]), torch.ones(1, 2, dtype=torch.bool), torch.rand(2, 2)
+    with pytest.warns(UserWarning, match="compiling the Sinkhorn step failed .*no compiler here"):
+        plan = sinkhorn(cost, groups, valid, epsilon=0.1, iters=5, step=broken)
+    assert torch.equal(plan, sinkhorn(cost, groups, valid, epsilon=0.1, iters=5, step=sinkhorn_step))
+    assert synthesis._compiled["failed"] and synthesis.step_for(cuda) is sinkhorn_step  # CUDA goes eager from now

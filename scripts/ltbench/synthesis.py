@@ -22,6 +22,7 @@ and decisions on device values (is there a deficit at all?) are ``torch.where`` 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -38,12 +39,38 @@ def segment_logsumexp(x: torch.Tensor, groups: torch.Tensor, num_groups: int) ->
     return top + total.clamp_min(torch.finfo(x.dtype).tiny).log()
 
 
-def sinkhorn(cost: torch.Tensor, groups: torch.Tensor, valid: torch.Tensor, epsilon: float, iters: int) -> torch.Tensor:
+def sinkhorn_step(kernel: torch.Tensor, f: torch.Tensor, g: torch.Tensor, groups: torch.Tensor, valid: torch.Tensor,
+                  log_a: torch.Tensor, log_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One log-domain Sinkhorn iteration: f = log a - LSE_k(kernel + g[groups]), then per problem
+    g = log b - LSE_{rows of the problem}(kernel + f) on its valid columns (0 elsewhere)."""
+    f = log_a - torch.logsumexp(kernel + g[groups], dim=1)
+    g = torch.where(valid, log_b - segment_logsumexp(kernel + f[:, None], groups, valid.shape[0]), 0.0)
+    return f, g
+
+
+_compiled: dict[str, Any] = {}
+
+
+def step_for(device: torch.device):
+    """``sinkhorn_step`` as it runs on ``device``: compiled on CUDA (fixed shapes; its ~20 small
+    operators per iteration fused into a few kernels, where eagerly 5 x 200 iterations a training step
+    are launch-bound), eager elsewhere (CPU runs stay bit for bit). Falls back to eager, once and
+    with a warning, if compiling fails."""
+    if device.type != "cuda" or _compiled.get("failed"):
+        return sinkhorn_step
+    if "step" not in _compiled:
+        _compiled["step"] = torch.compile(sinkhorn_step, dynamic=False)
+    return _compiled["step"]
+
+
+def sinkhorn(cost: torch.Tensor, groups: torch.Tensor, valid: torch.Tensor, epsilon: float, iters: int,
+             step=None) -> torch.Tensor:
     """Entropic OT plans of G problems at once. Row i (of M) belongs to problem ``groups[i]``; ``cost``
     (M x K) is its cost to the K columns of its problem, of which ``valid`` (G x K) marks the real
     ones. Each problem has uniform marginals over its rows and over its valid columns. Log-domain
-    Sinkhorn for exactly ``iters`` iterations: an early stop would make the host read a convergence
-    test, a synchronisation. Returns the plans (M x K), zero on invalid columns."""
+    Sinkhorn for exactly ``iters`` iterations of ``step`` (default: ``step_for`` the device): an early
+    stop would make the host read a convergence test, a synchronisation. Returns the plans (M x K),
+    zero on invalid columns."""
     num_groups = valid.shape[0]
     ones = torch.ones(len(groups), dtype=cost.dtype, device=cost.device)
     rows = torch.zeros(num_groups, dtype=cost.dtype, device=cost.device).index_add_(0, groups, ones)
@@ -53,9 +80,18 @@ def sinkhorn(cost: torch.Tensor, groups: torch.Tensor, valid: torch.Tensor, epsi
     kernel = torch.where(mask, -cost / epsilon, NEG)
     f = torch.zeros_like(log_a)
     g = torch.zeros(valid.shape, dtype=cost.dtype, device=cost.device)
-    for _ in range(iters):
-        f = log_a - torch.logsumexp(kernel + g[groups], dim=1)
-        g = torch.where(valid, log_b - segment_logsumexp(kernel + f[:, None], groups, num_groups), 0.0)
+    step = step or step_for(cost.device)
+    for i in range(iters):
+        try:
+            f, g = step(kernel, f, g, groups, valid, log_a, log_b)
+        except Exception as exc:  # a compiler failure on the first call: train on, eagerly
+            if i or step is sinkhorn_step:
+                raise
+            warnings.warn(f"minority synthesis: compiling the Sinkhorn step failed ({type(exc).__name__}: {exc});"
+                          " it runs eagerly")
+            _compiled["failed"] = True
+            step = sinkhorn_step
+            f, g = step(kernel, f, g, groups, valid, log_a, log_b)
     return torch.where(mask, (kernel + f[:, None] + g[groups]).exp(), 0.0)
 
 

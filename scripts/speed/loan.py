@@ -206,11 +206,18 @@ class Loan:
         unit.status, unit.started = "training", time.monotonic()
         self.say(f"{unit.benchmark}: {len(unit.strategies)} strategies x {len(seeds)} seeds, layout {unit.layout}")
 
+    @staticmethod
+    def kill(unit: Unit) -> bool:
+        """Kill the unit's process (its whole session) if it still runs; whether it did."""
+        if unit.process.poll() is not None:
+            return False
+        os.killpg(unit.process.pid, signal.SIGKILL)
+        unit.process.wait()
+        return True
+
     def stop(self, unit: Unit, why: str) -> None:
-        """Kill the unit's process (its whole session); a process that ended meanwhile is collected instead."""
-        if unit.process.poll() is None:
-            os.killpg(unit.process.pid, signal.SIGKILL)
-            unit.process.wait()
+        """Kill the unit's process; a process that ended meanwhile is collected instead."""
+        if self.kill(unit):
             unit.status = f"stopped: {why}"
             self.say(f"{unit.benchmark}: {unit.status}")
         self.collect(unit)
@@ -237,9 +244,7 @@ class Loan:
     def stop_all(self) -> None:
         """Kill every unit still training (on the way out, whatever happened)."""
         for unit in self.units:
-            if unit.status == "training" and unit.process is not None and unit.process.poll() is None:
-                os.killpg(unit.process.pid, signal.SIGKILL)
-                unit.process.wait()
+            if unit.status == "training" and unit.process is not None and self.kill(unit):
                 unit.status = "stopped: the call ended"
 
     def watch(self) -> None:

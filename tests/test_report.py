@@ -188,3 +188,16 @@ def test_robustness_figure_draws_test_priors_and_reliability():
     assert ce_line.get_ydata()[-1] > ce_line.get_ydata()[0]  # the head-heavy forward prior favours this run
     labels = [t.get_text() for t in rel_ax.get_legend().get_texts()]
     assert labels == ["ce (2 seeds)\n  ECE 5.0%", "wb (1 seed)\n  no finite logits"]
+
+
+def test_robustness_figure_keeps_its_axes_tall_with_every_strategy():
+    """21 two-line legend entries (config.yaml's strategies) once squeezed the axes to a sliver."""
+    reliability = {"count": [0] * 13 + [2, 2], "accuracy": [None] * 13 + [50.0, 100.0],
+                   "confidence": [None] * 13 + [90.0, 97.0]}
+    run = {"best_per_class_acc": [90.0, 50.0, 0.0], "best_reliability": reliability, "best_ece": 5.0}
+    names = [f"strategy_{i}" for i in range(21)]
+    fig = plots.robustness_figure({name: [run] for name in names}, [500, 50, 10], plots.strategy_styles(names), "b")
+    fig.canvas.draw()
+    legend = fig.axes[1].get_legend().get_window_extent()
+    assert all(ax.get_position().height > 0.5 for ax in fig.axes[:2])
+    assert legend.y0 >= 0 and legend.y1 <= fig.bbox.height  # the whole legend on the figure

@@ -484,7 +484,8 @@ def robustness_figure(records: dict[str, list[dict[str, Any]]], class_counts: Se
     reliability diagrams overlaid (accuracy against mean confidence per confidence bin, seeds pooled; points
     sized by images; the line skips bins under ``LINE_BIN_SHARE`` of the images), the diagonal perfect
     calibration, the mean ECE in the legend."""
-    fig = Figure(figsize=(13, 5 if len(records) <= 12 else 6.5), layout="constrained")
+    columns = 1 if len(records) <= 12 else 2  # two-line legend entries: past 12, a second column keeps the axes tall
+    fig = Figure(figsize=(13 + 3 * (columns - 1), 5 if columns == 1 else 6.5), layout="constrained")
     prior_ax, rel_ax = fig.subplots(1, 2)
     x = np.arange(len(priors.SWEEP))
     sweep = [priors.signed_prior(class_counts, r) for r in priors.SWEEP]
@@ -520,7 +521,7 @@ def robustness_figure(records: dict[str, list[dict[str, Any]]], class_counts: Se
     rel_ax.text(98, 2, "below the diagonal: over-confident", ha="right", va="bottom", fontsize=8, color="0.3")
     handles, labels = [sum(pair, []) for pair in zip(rel_ax.get_legend_handles_labels(), prior_ax.get_legend_handles_labels())]
     rel_ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=9, title_fontsize=9,
-                  alignment="left", title="left: mean over seeds,\nband min-max over seeds\nright: points sized by images,\nlines skip bins under 0.1% of them")
+                  alignment="left", ncols=columns, title="left: mean over seeds,\nband min-max over seeds\nright: points sized by images,\nlines skip bins under 0.1% of them")
     fig.suptitle(f"{title}: accuracy across test distributions, and calibration")
     return fig
 

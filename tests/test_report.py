@@ -172,12 +172,17 @@ def test_table_html_renders_bold_and_code_marks():
     assert "**" not in page
 
 
+def calibrated_run():
+    """A run's best-epoch per-class accuracies and reliability (two confident bins), ECE 5%."""
+    reliability = {"count": [0] * 13 + [2, 2], "accuracy": [None] * 13 + [50.0, 100.0],
+                   "confidence": [None] * 13 + [90.0, 97.0]}
+    return {"best_per_class_acc": [90.0, 50.0, 0.0], "best_reliability": reliability, "best_ece": 5.0}
+
+
 def test_robustness_figure_draws_test_priors_and_reliability():
     from ltbench import priors
 
-    reliability = {"count": [0] * 13 + [2, 2], "accuracy": [None] * 13 + [50.0, 100.0],
-                   "confidence": [None] * 13 + [90.0, 97.0]}
-    run = {"best_per_class_acc": [90.0, 50.0, 0.0], "best_reliability": reliability, "best_ece": 5.0}
+    run = calibrated_run()
     diverged = {"best_per_class_acc": [100.0, 0.0, 0.0], "best_reliability": None, "best_ece": None}
     styles = plots.strategy_styles(["ce", "wb"])
     fig = plots.robustness_figure({"ce": [run, run], "wb": [diverged]}, [500, 50, 10], styles, "b")
@@ -192,9 +197,7 @@ def test_robustness_figure_draws_test_priors_and_reliability():
 
 def test_robustness_figure_keeps_its_axes_tall_with_every_strategy():
     """21 two-line legend entries (config.yaml's strategies) once squeezed the axes to a sliver."""
-    reliability = {"count": [0] * 13 + [2, 2], "accuracy": [None] * 13 + [50.0, 100.0],
-                   "confidence": [None] * 13 + [90.0, 97.0]}
-    run = {"best_per_class_acc": [90.0, 50.0, 0.0], "best_reliability": reliability, "best_ece": 5.0}
+    run = calibrated_run()
     names = [f"strategy_{i}" for i in range(21)]
     fig = plots.robustness_figure({name: [run] for name in names}, [500, 50, 10], plots.strategy_styles(names), "b")
     fig.canvas.draw()

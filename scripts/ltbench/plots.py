@@ -33,6 +33,7 @@ SHOT_RULES = {"many": f"> {MANY_ABOVE}", "medium": f"{FEW_BELOW}-{MANY_ABOVE}", 
 # Above this many classes, figures drop per-class labels and cell values.
 LABELLED_CLASSES = 20
 DPI = 120
+SHORT_LEGEND = 12  # strategies a figure's legend holds at its short height; more make it taller
 
 
 # ---------------------------------------------------------------- shared helpers
@@ -309,7 +310,7 @@ def benchmark_curves_figure(curves: dict[str, list[list[dict[str, Any]]]], defer
     """Test accuracy (0-100, chance line) and training loss against the epoch, all strategies overlaid:
     mean over seeds as a line, min-max over seeds as a band; a dotted line in the strategy's colour
     marks where its deferred schedule (or stage 2) starts."""
-    fig = Figure(figsize=(13, 4.8 if len(curves) <= 12 else 6.5), layout="constrained")
+    fig = Figure(figsize=(13, 4.8 if len(curves) <= SHORT_LEGEND else 6.5), layout="constrained")
     acc_ax, loss_ax = fig.subplots(1, 2)
     all_x: set[int] = set()
     for name, runs in curves.items():
@@ -416,7 +417,7 @@ def shot_figure(shots: dict[str, list[dict[str, float | None]]], class_counts: S
     """
     groups = [shot_group(c) for c in class_counts]
     labelled = len(shots) <= 6
-    fig = Figure(figsize=(9 if labelled else 12, 4.5 if len(shots) <= 12 else 6.5), layout="constrained")
+    fig = Figure(figsize=(9 if labelled else 12, 4.5 if len(shots) <= SHORT_LEGEND else 6.5), layout="constrained")
     ax = fig.subplots()
     width = 0.8 / max(1, len(shots))
     x = np.arange(len(GROUPS))
@@ -484,7 +485,7 @@ def robustness_figure(records: dict[str, list[dict[str, Any]]], class_counts: Se
     reliability diagrams overlaid (accuracy against mean confidence per confidence bin, seeds pooled; points
     sized by images; the line skips bins under ``LINE_BIN_SHARE`` of the images), the diagonal perfect
     calibration, the mean ECE in the legend."""
-    columns = 1 if len(records) <= 12 else 2  # two-line legend entries: past 12, a second column keeps the axes tall
+    columns = 1 if len(records) <= SHORT_LEGEND else 2  # two-line entries: a second column keeps the axes tall
     fig = Figure(figsize=(13 + 3 * (columns - 1), 5 if columns == 1 else 6.5), layout="constrained")
     prior_ax, rel_ax = fig.subplots(1, 2)
     x = np.arange(len(priors.SWEEP))

@@ -43,6 +43,7 @@ for _name in STRATEGIES:
 # sweep figure, a strategy grid a parameter sweep figure.
 SWEEPS = grids.origins(config)
 RATIO_GRIDS = grids.ratio_grids(SWEEPS, BENCHMARKS)
+RATIO_GRID_MEMBERS = grids.ratio_grid_members(SWEEPS, BENCHMARKS)
 PARAM_GRIDS = grids.param_grids(SWEEPS, STRATEGIES)
 # How each configured strategy's runs are made (a stage-2 strategy may build on one outside the matrix).
 TRAINED = [s for s in config["strategies"] if cfg.strategy(config, s).stage == "train"]

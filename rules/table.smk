@@ -14,6 +14,7 @@ rule table:
         benchmarks=BENCHMARKS,
         strategies=STRATEGIES,
         reference=TABLE_REFERENCE,
+        ratio_grids=RATIO_GRID_MEMBERS,
     script:
         "../scripts/make_table.py"
 

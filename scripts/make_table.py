@@ -8,12 +8,13 @@ from ltbench.table_text import latex_table, markdown_report
 
 
 def make_table(metrics_paths: list[str], csv_path: str, md_path: str, tex_path: str, benchmarks: list[str],
-               strategies: list[str], reference: str) -> None:
-    """One tidy CSV row per run; the markdown and LaTeX tables in config order, differences to ``reference``."""
+               strategies: list[str], reference: str, ratio_grids: dict[str, list[str]] | None = None) -> None:
+    """One tidy CSV row per run; the markdown and LaTeX tables in config order, differences to ``reference``,
+    and in the markdown a ratio section per entry of ``ratio_grids`` ({grid: its benchmarks})."""
     runs = runs_frame(verified(read_json(path), path) for path in metrics_paths)
     with atomic_path(csv_path) as tmp:
         runs.to_csv(tmp, index=False)
-    t = tables(runs, benchmarks, strategies, reference)
+    t = tables(runs, benchmarks, strategies, reference, ratio_grids or {})
     write_text(md_path, markdown_report(t))
     write_text(tex_path, latex_table(t))
     if t.differences.empty:
@@ -25,4 +26,4 @@ if "snakemake" in globals():
     sm = globals()["snakemake"]
     with redirect_to_log(sm.log[0]):
         make_table(sm.input.metrics, sm.output.csv, sm.output.md, sm.output.tex, sm.params.benchmarks,
-                   sm.params.strategies, sm.params.reference)
+                   sm.params.strategies, sm.params.reference, sm.params.ratio_grids)

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ltbench import cli
+from ltbench import cli, grids
 from ltbench import config as cfg
 from ltbench.config import MODEL_FILE, RUN_FILES
 from ltbench.io import atomic_path, read_json, write_text
@@ -349,7 +349,7 @@ def published(docs: Path, key: RunKey, name: str) -> str:
 def build_tables_and_figures(docs: Path, records: dict[RunKey, dict[str, Any]], config: dict[str, Any]) -> None:
     """``docs/table.{csv,md,tex}``, ``docs/plots/benchmarks/<b>/<figure>.png`` (``BENCHMARK_FIGURES``) and the
     sweep figures of the config's grids (``sweep_figures``) from every published run, with the code of the
-    rules ``table``, ``plot_benchmark`` and the sweep plots."""
+    rules ``table`` (with the ratio sections of the config's ratio grids), ``plot_benchmark`` and the sweep plots."""
     import make_table
     import plot_benchmark
 
@@ -357,7 +357,8 @@ def build_tables_and_figures(docs: Path, records: dict[RunKey, dict[str, Any]], 
     strategies = in_config_order({k.strategy for k in records}, list(config["strategies"]))
     reference = cfg.table_reference(config)
     make_table.make_table([published(docs, k, "metrics.json") for k in records], str(docs / "table.csv"),
-                          str(docs / "table.md"), str(docs / "table.tex"), benchmarks, strategies, reference)
+                          str(docs / "table.md"), str(docs / "table.tex"), benchmarks, strategies, reference,
+                          grids.ratio_grid_members(grids.origins(config), benchmarks))
     for bench in benchmarks:
         keys = [k for k in records if k.benchmark == bench]
         outputs = {name: str(docs / f"plots/benchmarks/{bench}/{name}.png") for name in BENCHMARK_FIGURES}
@@ -373,7 +374,6 @@ def sweep_figures(docs: Path, records: dict[RunKey, dict[str, Any]], config: dic
     published runs, chosen as the rules choose them (``ltbench.grids.ratio_grids``, ``param_grids``):
     ``docs/plots/sweeps/benchmarks/<grid>.png`` and ``docs/plots/sweeps/strategies/<grid>.png``."""
     import plot_sweeps
-    from ltbench import grids
 
     sweeps = grids.origins(config)
     for grid in grids.ratio_grids(sweeps, benchmarks):

@@ -92,10 +92,12 @@ def test_a_grid_trains_each_entry_and_reruns_exactly(tmp_path):
     assert all((wf.root / f).read_bytes()[:4] == b"\x89PNG" for f in figures)
     table = (wf.root / "results/table.md").read_text()
     assert "resnet8-tiny-r2 all" in table and "| en-beta0.99 |" in table
-    # publish makes the same figures from the published runs
+    assert "### resnet8-tiny\n\n| strategy | ratio 2 | ratio 3 |" in table  # the ratio grid's cells side by side
+    # publish makes the same figures and table from the published runs
     results_cli(wf, "publish")
     assert all((wf.root / "docs/results" / f.removeprefix("results/")).read_bytes() == (wf.root / f).read_bytes()
                for f in figures)
+    assert "### resnet8-tiny\n\n| strategy | ratio 2 | ratio 3 |" in (wf.root / "docs/results/table.md").read_text()
     wf.config_path.write_text(yaml.safe_dump({**yaml.safe_load(wf.config_path.read_text()),
                                               "strategies": grid_config([0.9, 0.99, 0.999])["strategies"],
                                               "matrix": {"benchmarks": ["resnet8-tiny"], "strategies": ["ce", "en"]}}))

@@ -256,3 +256,21 @@ def test_an_unbalanced_test_set_heads_with_the_class_balanced_accuracy(runs):
     assert "| 500 | no |" in md
     tex = latex_table(t)
     assert r"$71.0 \pm 1.0$ (76.0)" in tex and "pooled accuracy over its images follows in parentheses" in tex
+
+
+def test_a_ratio_grid_gets_its_cells_side_by_side_ratios_ascending():
+    # grid r8 over ratios 100, 10, 50 (config order), strategy acc = base - ratio / 10; r50 lacks ce seed 2
+    base = {"ce": 70.0, "inverse_freq": 75.0}
+    records = [{**record(f"r8-r{ratio}", s, seed, base[s] + seed - ratio / 10), "imbalance_ratio": float(ratio)}
+               for ratio in (100, 10, 50) for s in base for seed in range(3) if (ratio, s, seed) != (50, "ce", 2)]
+    benches = ["r8-r100", "r8-r10", "r8-r50"]
+    t = table.tables(table.runs_frame(records), benches, list(base), "ce", {"r8": benches, "single": ["r8-r10"]})
+    assert t.ratio_grids == {"r8": ["r8-r10", "r8-r50", "r8-r100"]}  # one ratio is no sweep
+    md = sections(markdown_report(t))
+    assert list(md)[:3] == ["Benchmarks", "Best-epoch test accuracy (%)", "All-class accuracy against the imbalance ratio (%)"]
+    lines = [line for line in md["All-class accuracy against the imbalance ratio (%)"] if line.startswith(("|", "#"))]
+    assert lines == ["### r8", "| strategy | ratio 10 | ratio 50 | ratio 100 |", "| --- | ---: | ---: | ---: |",
+                     "| ce (baseline) | 70.00 ± 1.00 (n=3) | 65.50 ± 0.71 (n=2) | 61.00 ± 1.00 (n=3) |",
+                     "| inverse_freq | **75.00 ± 1.00 (n=3)** | **71.00 ± 1.00 (n=3)** | **66.00 ± 1.00 (n=3)** |"]
+    assert "All-class accuracy against" not in markdown_report(table.tables(table.runs_frame(records), benches,
+                                                                              list(base), "ce"))

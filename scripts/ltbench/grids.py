@@ -144,6 +144,12 @@ def ratio_grids(sweeps: dict[str, dict[str, Any]], benchmarks: list[str]) -> lis
             if len({sweeps["benchmarks"][b]["imbalance_ratio"] for b in members(sweeps, "benchmarks", grid, benchmarks)}) > 1]
 
 
+def ratio_grid_members(sweeps: dict[str, dict[str, Any]], benchmarks: list[str]) -> dict[str, list[str]]:
+    """{ratio grid (``ratio_grids``): its entries among ``benchmarks``, in order}: the columns of the table's
+    ratio sections."""
+    return {grid: members(sweeps, "benchmarks", grid, benchmarks) for grid in ratio_grids(sweeps, benchmarks)}
+
+
 def param_grids(sweeps: dict[str, dict[str, Any]], strategies: list[str]) -> list[str]:
     """The strategy grids with an entry among ``strategies`` (a parameter sweep)."""
     return list(dict.fromkeys(o["grid"] for name, o in sweeps["strategies"].items() if name in strategies))

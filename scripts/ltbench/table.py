@@ -10,6 +10,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from ltbench import shots, stats
+from ltbench.config import NATURAL
 from ltbench.metrics import EPOCH_METRICS, PRIOR_METRICS
 
 SHOTS = shots.GROUPS
@@ -169,8 +170,9 @@ class Tables:
     """Everything the renderers need, rows in table order: the runs, per strategy ``strategy_info``, per
     benchmark ``benchmark_info``, the ``cell_summaries`` of the accuracy (``GROUPS``), ``reference_differences``
     (empty without the reference's runs), ``mean_ranks`` and the ``ranked_benchmarks``, the reference strategy's
-    name, ``validation_cells`` (empty without validation sets), and the second table's: the
-    ``cell_summaries`` of ``ROBUSTNESS`` and the ``worst_classes``."""
+    name, ``validation_cells`` (empty without validation sets), the second table's: the
+    ``cell_summaries`` of ``ROBUSTNESS`` and the ``worst_classes``, and the ratio sweeps: {grid: its
+    benchmarks with runs, by ascending imbalance ratio} (empty without a ratio grid)."""
 
     runs: pd.DataFrame
     strategies: pd.DataFrame
@@ -183,15 +185,32 @@ class Tables:
     validation: pd.DataFrame
     robustness: pd.DataFrame
     worst: pd.Series
+    ratio_grids: dict[str, list[str]]
 
 
-def tables(runs: pd.DataFrame, benchmarks: list[str], strategies: list[str], reference: str) -> Tables:
+def ratio_order(ratio: float | str) -> tuple[bool, float]:
+    """Sort key of an imbalance ratio: numbers ascending, then ``natural`` (the data as it is)."""
+    return (ratio == NATURAL, 0.0 if ratio == NATURAL else float(ratio))
+
+
+def by_ratio(info: pd.DataFrame, grids: dict[str, list[str]]) -> dict[str, list[str]]:
+    """{grid: its benchmarks that have runs (rows of ``benchmark_info``), by ``ratio_order``}, only the grids left
+    with two ratios or more."""
+    present = {grid: sorted((b for b in members if b in info.index and pd.notna(info.loc[b, "arch"])),
+                            key=lambda b: ratio_order(info.loc[b, "imbalance_ratio"])) for grid, members in grids.items()}
+    return {grid: members for grid, members in present.items()
+            if len({info.loc[b, "imbalance_ratio"] for b in members}) > 1}
+
+
+def tables(runs: pd.DataFrame, benchmarks: list[str], strategies: list[str], reference: str,
+           ratio_grids: dict[str, list[str]] | None = None) -> Tables:
     """The ``Tables`` of the runs of ``benchmarks`` x ``strategies`` (strategies without runs left out; no
-    differences when the reference is not among them)."""
+    differences when the reference is not among them), with the ratio grids {grid: its benchmarks} among them."""
     runs = runs[runs["benchmark"].isin(benchmarks) & runs["strategy"].isin(strategies)]
     cells = cell_summaries(runs, GROUPS, dict.fromkeys(GROUPS, 1))
     robustness = cell_summaries(runs, {column: column for column in ROBUSTNESS}, ROBUSTNESS)
     present = [s for s in strategies if s in set(runs["strategy"])]
-    return Tables(runs, strategy_info(runs, present), benchmark_info(runs, benchmarks), cells,
+    info = benchmark_info(runs, benchmarks)
+    return Tables(runs, strategy_info(runs, present), info, cells,
                   reference_differences(runs, reference), mean_ranks(cells), ranked_benchmarks(cells), reference,
-                  validation_cells(runs), robustness, worst_classes(runs))
+                  validation_cells(runs), robustness, worst_classes(runs), by_ratio(info, ratio_grids or {}))

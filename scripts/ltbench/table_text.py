@@ -136,17 +136,23 @@ def cell(t: Tables, bench: str, strategy: str, group: str) -> pd.Series | None:
     return t.cells.loc[key] if key in t.cells.index else None
 
 
+def group_cell(t: Tables, bench: str, strategy: str, group: str) -> str:
+    """One accuracy cell of the main table (``markdown_cell``); the all-class cell also counts the collapsed runs
+    and, on an unbalanced test set, gives the pooled accuracy."""
+    summary = cell(t, bench, strategy, group)
+    if group != "all":
+        return markdown_cell(summary)
+    collapsed = summary["collapsed"] if summary is not None else 0
+    return markdown_cell(summary, (f", {collapsed} collapsed" if collapsed else "") + pooled(t, bench, strategy))
+
+
 def main_row(t: Tables, strategy: str) -> list[str]:
     """Markdown cells of one strategy: type, builds on, per benchmark the groups (best bold, collapsed runs
     counted in 'all') and the difference to the reference, then the mean rank."""
     info = t.strategies.loc[strategy]
     row = [strategy_label(strategy, t.reference), info["type"], builds_on(info) or DASH]
     for bench in t.benchmarks.index:
-        for group in GROUPS:
-            summary = cell(t, bench, strategy, group)
-            collapsed = summary["collapsed"] if group == "all" and summary is not None else 0
-            note = (f", {collapsed} collapsed" if collapsed else "") + (pooled(t, bench, strategy) if group == "all" else "")
-            row.append(markdown_cell(summary, note))
+        row += [group_cell(t, bench, strategy, group) for group in GROUPS]
         if has_differences(t):
             diff = t.differences.loc[(bench, strategy)] if (bench, strategy) in t.differences.index else None
             row.append("baseline" if strategy == t.reference else DASH if diff is None else difference(diff))
@@ -258,6 +264,30 @@ ROBUSTNESS_LEGEND = (
     "(reversed backward).")
 
 
+RATIO_HEADING = "All-class accuracy against the imbalance ratio (%)"
+
+
+def ratio_section(t: Tables) -> list[str]:
+    """Markdown lines of the ratio sweeps (none without a ratio grid): per grid, one row per strategy and one
+    column per imbalance ratio, ascending, each the all-class cell of the main table."""
+    if not t.ratio_grids:
+        return []
+    out = [f"## {RATIO_HEADING}", "",
+           "The all-class cells of the table above for each ratio grid (a benchmark entry with a list of imbalance "
+           "ratios, one benchmark <grid>-r<ratio> per ratio), side by side, ratios ascending; bold: the best mean "
+           "of each column.", ""]
+    for grid, members in t.ratio_grids.items():
+        archs = list(dict.fromkeys(t.benchmarks.loc[members, "arch"]))
+        for arch in archs:  # a grid over architectures too: one table per architecture
+            benches = [b for b in members if t.benchmarks.loc[b, "arch"] == arch]
+            header = ["strategy", *(f"ratio {format_ratio(t.benchmarks.loc[b, 'imbalance_ratio'])}" for b in benches)]
+            rows = [[strategy_label(s, t.reference), *(group_cell(t, b, s, "all") for b in benches)]
+                    for s in t.strategies.index]
+            title = f"{grid}, {arch_name(arch)}" if len(archs) > 1 else grid
+            out += [f"### {title}", "", markdown_table(header, rows), ""]
+    return out
+
+
 def robustness_section(t: Tables) -> list[str]:
     """Markdown lines of the second main table (calibration and robustness) and its t-intervals."""
     header = [f"{b} {robustness_label(t, b, c)}" for b in t.benchmarks.index for c in ROBUSTNESS]
@@ -286,8 +316,9 @@ def validation_section(t: Tables) -> list[str]:
 
 
 def markdown_report(t: Tables) -> str:
-    """table.md: the legend, the benchmarks with their shot groups, the main table (one row per strategy),
-    the confidence intervals of its cells, and one row per run."""
+    """table.md: the legend, the benchmarks with their shot groups, the main table (one row per strategy), its
+    ratio sweeps, the confidence intervals of its cells, the calibration and robustness tables, the test accuracy
+    at the validation-selected epoch, and one row per run."""
     bench_rows = [[b, arch_name(i["arch"]), i["dataset"], format_ratio(i["imbalance_ratio"]),
                    i["epochs"], str(i["num_classes"]), str(i["test_images"]), "yes" if i["test_balanced"] else "no",
                    *(str(i[f"{g}_classes"]) for g in SHOTS)]
@@ -304,6 +335,7 @@ def markdown_report(t: Tables) -> str:
                         "balanced test set", "many-shot classes", "medium-shot classes", "few-shot classes"], bench_rows, left=3), "",
         "## Best-epoch test accuracy (%)", "",
         markdown_table(main_header + ["mean rank"], [main_row(t, s) for s in t.strategies.index], left=3), "",
+        *ratio_section(t),
         "## 95% confidence intervals of the means (t over seeds)", "",
         "The t-interval of each mean above (it needs two seeds or more; a dash otherwise).", "",
         markdown_table(["strategy"] + [group_header(t, b, g) for b, g in groups],

@@ -50,6 +50,12 @@ def test_readme_example_parameters_are_checked():
         params.effective(Strategy("my_weights", "my_weights", {"powr": 0.25}), params.of_module(module))
 
 
+def published_section(path: str, heading: str) -> str:
+    """The body of the '## <heading>' section of a published table.md, up to the next '## ' section."""
+    text = (REPO / path).read_text()
+    return re.search(rf"\n## {re.escape(heading)}\n\n(.*?)\n(?:## |\Z)", text, re.S).group(1)
+
+
 def test_readme_tables_are_the_published_ones():
     """Each results table the README opens with (a block ``<!-- table: docs/results/.../table.md -->``) is the
     main table of that file, as `python scripts/results.py ... publish` made it from the committed runs."""
@@ -57,6 +63,17 @@ def test_readme_tables_are_the_published_ones():
     blocks = re.findall(r"<!-- table: (\S+) -->\n(.*?)<!-- /table -->", readme, re.S)
     assert [path for path, _ in blocks] == ["docs/results/table.md", "docs/results/cpu/table.md"]
     for path, shown in blocks:
-        published = (REPO / path).read_text()
-        main = re.search(r"## Best-epoch test accuracy \(%\)\n\n(.*?\n)\n", published, re.S).group(1)
+        main = published_section(path, "Best-epoch test accuracy (%)").split("\n\n")[0]
         assert shown.strip() == main.strip(), path
+
+
+def test_readme_ratio_tables_are_the_published_ones():
+    """Each ratio-sweep table of the README (a block ``<!-- ratios: docs/results/.../table.md -->``) is the table
+    of that file's ratio section, as publish made it from the committed runs."""
+    readme = (REPO / "README.md").read_text()
+    blocks = re.findall(r"<!-- ratios: (\S+) -->\n(.*?)<!-- /ratios -->", readme, re.S)
+    assert [path for path, _ in blocks] == ["docs/results/cpu-sweep/table.md"]
+    for path, shown in blocks:
+        section = published_section(path, "All-class accuracy against the imbalance ratio (%)")
+        tables = "\n".join(line for line in section.splitlines() if line.startswith("|"))
+        assert shown.strip() == tables, path

@@ -42,8 +42,9 @@ for _name in STRATEGIES:
 # Grids (ltbench.grids) with entries in the matrix: a benchmark grid over several ratios gets a ratio
 # sweep figure, a strategy grid a parameter sweep figure.
 SWEEPS = grids.origins(config)
-RATIO_GRIDS = grids.ratio_grids(SWEEPS, BENCHMARKS)
+# {ratio grid: its benchmarks}: the ratio sweep figures' runs and the table's ratio sections
 RATIO_GRID_MEMBERS = grids.ratio_grid_members(SWEEPS, BENCHMARKS)
+RATIO_GRIDS = list(RATIO_GRID_MEMBERS)
 PARAM_GRIDS = grids.param_grids(SWEEPS, STRATEGIES)
 # How each configured strategy's runs are made (a stage-2 strategy may build on one outside the matrix).
 TRAINED = [s for s in config["strategies"] if cfg.strategy(config, s).stage == "train"]
@@ -246,9 +247,11 @@ def run_labels(figure):
 
 def ratio_sweep_metrics(wildcards):
     """metrics.json of every run of a benchmark grid's entries in the matrix."""
-    members = grids.members(SWEEPS, "benchmarks", wildcards.grid, BENCHMARKS)
     return expand(
-        rules.metrics.output.metrics, benchmark=members, strategy=STRATEGIES, seed=SEEDS
+        rules.metrics.output.metrics,
+        benchmark=RATIO_GRID_MEMBERS[wildcards.grid],
+        strategy=STRATEGIES,
+        seed=SEEDS,
     )
 
 

@@ -371,13 +371,12 @@ def build_tables_and_figures(docs: Path, records: dict[RunKey, dict[str, Any]], 
 def sweep_figures(docs: Path, records: dict[RunKey, dict[str, Any]], config: dict[str, Any], benchmarks: list[str],
                   strategies: list[str], reference: str) -> None:
     """The workflow's sweep figures (rules ``plot_ratio_sweep``, ``plot_param_sweep``) of the config's grids with
-    published runs, chosen as the rules choose them (``ltbench.grids.ratio_grids``, ``param_grids``):
+    published runs, chosen as the rules choose them (``ltbench.grids.ratio_grid_members``, ``param_grids``):
     ``docs/plots/sweeps/benchmarks/<grid>.png`` and ``docs/plots/sweeps/strategies/<grid>.png``."""
     import plot_sweeps
 
     sweeps = grids.origins(config)
-    for grid in grids.ratio_grids(sweeps, benchmarks):
-        mine = grids.members(sweeps, "benchmarks", grid, benchmarks)
+    for grid, mine in grids.ratio_grid_members(sweeps, benchmarks).items():
         plot_sweeps.plot_ratio_sweep([published(docs, k, "metrics.json") for k in records if k.benchmark in mine],
                                      str(docs / f"plots/sweeps/benchmarks/{grid}.png"), grid, strategies)
     for grid in grids.param_grids(sweeps, strategies):

@@ -4,6 +4,7 @@
     snakemake --cores 2 results/table.md --config 'matrix={...}' 'seeds=[...]'   # the command import prints
     python scripts/results.py publish              # results/runs/*/metrics.json -> docs/results/
     python scripts/results.py --config configs/cpu.yaml publish --docs docs/results/cpu  # the CPU-scale runs
+    python scripts/results.py --config docs/novel-strategy.yaml select --candidates novel_...  # the protocol's choice
 
 ``import`` takes the archives that a lent GPU's call (``scripts/speed/loan.py``) brings back (runs filled
 into archives of at most 15.5 MiB by ``scripts/speed/pack_runs.py``; members
@@ -21,7 +22,10 @@ and the per-benchmark figures from *all* committed runs with the pipeline's own 
 code, and writes ``docs/results/README.md`` (the command that made the runs, and each unit's seeds,
 commit, device, precision, torch, training time). Runs of another scale (the CPU-scale protocol of
 ``configs/cpu.yaml``) go to a folder of their own (``--docs``), so that no table mixes scales.
-Run both from the repository root.
+``select`` applies the research protocol's selection rule (``ltbench.selection``, docs/novel-strategy.md) to
+the development runs published in ``--docs``, writes ``selection.md`` there and prints the selected
+configuration; it refuses while any run of the stage's matrix is missing.
+Run them from the repository root.
 """
 
 from __future__ import annotations
@@ -476,6 +480,30 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_select(args: argparse.Namespace) -> int:
+    """``select``: apply the research protocol's selection rule (``ltbench.selection``) to the development runs
+    published in ``--docs``: the matrix's benchmarks, strategies and seeds, of which ``--candidates`` can be
+    selected. Writes ``<docs>/selection.md`` and prints the selected configuration."""
+    from ltbench import selection
+
+    config, _ = workflow_config(args)
+    matrix = config.get("matrix", {})
+    benchmarks = list(matrix.get("benchmarks", config["benchmarks"]))
+    strategies = list(matrix.get("strategies", config["strategies"]))
+    unknown = [c for c in args.candidates if c not in strategies]
+    if unknown:
+        raise ResultsError(f"candidate(s) not in the matrix's strategies: {', '.join(unknown)}")
+    docs = Path(args.docs)
+    try:
+        dev = selection.develop(committed_metrics(docs).values(), strategies, args.candidates, benchmarks,
+                                list(config["seeds"]))
+    except selection.SelectionError as err:
+        raise ResultsError(f"{docs}/runs: {err}") from None
+    write_text(docs / "selection.md", selection.development_markdown(dev, benchmarks))
+    print(dev.selected)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_config(parser, help="a config file merged into config.yaml, as snakemake --configfile does (repeat"
@@ -489,6 +517,10 @@ def main(argv: list[str] | None = None) -> int:
     pub = sub.add_parser("publish", help="copy runs with metrics to docs/results/ and rebuild its table")
     pub.add_argument("--docs", default=str(DOCS))
     pub.set_defaults(func=cmd_publish)
+    sel = sub.add_parser("select", help="apply the research protocol's selection rule to published development runs")
+    sel.add_argument("--docs", default=str(DOCS))
+    sel.add_argument("--candidates", nargs="+", required=True, help="the configurations that can be selected")
+    sel.set_defaults(func=cmd_select)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

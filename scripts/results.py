@@ -24,7 +24,8 @@ commit, device, precision, torch, training time). Runs of another scale (the CPU
 ``configs/cpu.yaml``) go to a folder of their own (``--docs``), so that no table mixes scales.
 ``select`` applies the research protocol's selection rule (``ltbench.selection``, docs/novel-strategy.md) to
 the development runs published in ``--docs``, writes ``selection.md`` there and prints the selected
-configuration; it refuses while any run of the stage's matrix is missing.
+configuration; it refuses while any run of the stage's matrix is missing. ``compare`` writes
+``comparison-<strategy>.md``: that strategy against each baseline, per benchmark and shot group, paired by seed.
 Run them from the repository root.
 """
 
@@ -504,6 +505,28 @@ def cmd_select(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """``compare``: one strategy against each baseline (``ltbench.comparison``) on the published runs of the
+    matrix's benchmarks and seeds in ``--docs``; the baselines are the matrix's other strategies unless named.
+    Writes ``<docs>/comparison-<strategy>.md`` and prints its summary line."""
+    from ltbench import comparison, table
+
+    config, _ = workflow_config(args)
+    matrix = config.get("matrix", {})
+    benchmarks = list(matrix.get("benchmarks", config["benchmarks"]))
+    baselines = args.baselines or [s for s in matrix.get("strategies", config["strategies"]) if s != args.strategy]
+    docs = Path(args.docs)
+    runs = table.runs_frame(committed_metrics(docs).values())
+    runs = runs[runs["seed"].isin(config["seeds"]) & (runs["stage"] != "stage2")]
+    try:
+        result = comparison.compare(runs, args.strategy, baselines, benchmarks)
+    except comparison.ComparisonError as err:
+        raise ResultsError(f"{docs}/runs: {err}") from None
+    write_text(docs / f"comparison-{args.strategy}.md", comparison.markdown(result))
+    print(comparison.summary_line(result))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_config(parser, help="a config file merged into config.yaml, as snakemake --configfile does (repeat"
@@ -521,6 +544,11 @@ def main(argv: list[str] | None = None) -> int:
     sel.add_argument("--docs", default=str(DOCS))
     sel.add_argument("--candidates", nargs="+", required=True, help="the configurations that can be selected")
     sel.set_defaults(func=cmd_select)
+    com = sub.add_parser("compare", help="one strategy against each baseline, per benchmark and shot group, paired by seed")
+    com.add_argument("--docs", default=str(DOCS))
+    com.add_argument("--strategy", required=True)
+    com.add_argument("--baselines", nargs="+", help="default: the matrix's other strategies")
+    com.set_defaults(func=cmd_compare)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

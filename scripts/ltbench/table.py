@@ -125,13 +125,13 @@ def worst_classes(runs: pd.DataFrame) -> pd.Series:
     return runs.groupby(["benchmark", "strategy"])["best_worst_class"].agg(most_often)
 
 
-def reference_differences(runs: pd.DataFrame, reference: str) -> pd.DataFrame:
-    """Per (benchmark, strategy other than ``reference``): ``stats.paired_difference`` of the headline
-    accuracy to the reference's, seed by seed, and ``distinguishable`` (its interval excludes 0).
-    Empty when the reference has no runs."""
+def reference_differences(runs: pd.DataFrame, reference: str, column: str = HEADLINE) -> pd.DataFrame:
+    """Per (benchmark, strategy other than ``reference``): ``stats.paired_difference`` of the run column
+    ``column`` (the headline accuracy) to the reference's, seed by seed, and ``distinguishable`` (its interval
+    excludes 0). Empty when the reference has no runs."""
     rows = []
     for bench, runs_of in runs.groupby("benchmark"):
-        by_seed = runs_of.pivot_table(index="seed", columns="strategy", values=HEADLINE)
+        by_seed = runs_of.pivot_table(index="seed", columns="strategy", values=column)
         if reference not in by_seed:
             continue
         for strategy in by_seed.columns.drop(reference):

@@ -23,8 +23,7 @@ from ltbench import progress
 from ltbench.sources import identity as source_identity
 
 # The table's columns and rows: the ``matrix`` lists if given, else everything configured.
-BENCHMARKS = config.get("matrix", {}).get("benchmarks", list(config["benchmarks"]))
-STRATEGIES = config.get("matrix", {}).get("strategies", list(config["strategies"]))
+BENCHMARKS, STRATEGIES = cfg.matrix(config)
 SEEDS = list(config["seeds"])
 PACK_SEEDS = config["train"].get("pack_seeds", False)
 # The table's baseline row, which the other strategies are compared with.

@@ -488,16 +488,11 @@ def cmd_select(args: argparse.Namespace) -> int:
     from ltbench import selection
 
     config, _ = workflow_config(args)
-    matrix = config.get("matrix", {})
-    benchmarks = list(matrix.get("benchmarks", config["benchmarks"]))
-    strategies = list(matrix.get("strategies", config["strategies"]))
-    unknown = [c for c in args.candidates if c not in strategies]
-    if unknown:
-        raise ResultsError(f"candidate(s) not in the matrix's strategies: {', '.join(unknown)}")
+    benchmarks, strategies = cfg.matrix(config)
     docs = Path(args.docs)
     try:
-        dev = selection.develop(committed_metrics(docs).values(), strategies, args.candidates, benchmarks,
-                                list(config["seeds"]))
+        dev = selection.develop(selection.runs_with_ess(committed_metrics(docs).values()), strategies,
+                                args.candidates, benchmarks, list(config["seeds"]))
     except selection.SelectionError as err:
         raise ResultsError(f"{docs}/runs: {err}") from None
     write_text(docs / "selection.md", selection.development_markdown(dev, benchmarks))
@@ -512,14 +507,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from ltbench import comparison, table
 
     config, _ = workflow_config(args)
-    matrix = config.get("matrix", {})
-    benchmarks = list(matrix.get("benchmarks", config["benchmarks"]))
-    baselines = args.baselines or [s for s in matrix.get("strategies", config["strategies"]) if s != args.strategy]
+    benchmarks, strategies = cfg.matrix(config)
+    baselines = args.baselines or [s for s in strategies if s != args.strategy]
     docs = Path(args.docs)
-    runs = table.runs_frame(committed_metrics(docs).values())
-    runs = runs[runs["seed"].isin(config["seeds"]) & (runs["stage"] != "stage2")]
     try:
-        result = comparison.compare(runs, args.strategy, baselines, benchmarks)
+        result = comparison.compare(table.runs_frame(committed_metrics(docs).values()), args.strategy, baselines,
+                                    benchmarks, list(config["seeds"]))
     except comparison.ComparisonError as err:
         raise ResultsError(f"{docs}/runs: {err}") from None
     write_text(docs / f"comparison-{args.strategy}.md", comparison.markdown(result))

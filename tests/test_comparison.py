@@ -16,6 +16,7 @@ from conftest import REPO
 from ltbench.comparison import ComparisonError, compare, markdown, summary_line
 
 T975_2 = 4.302652729911275  # t quantile 0.975 with 2 degrees of freedom
+SEEDS = [0, 1, 2]
 
 
 def runs(values: dict[tuple[str, str], list[float]], few: bool = False) -> pd.DataFrame:
@@ -29,33 +30,39 @@ def runs(values: dict[tuple[str, str], list[float]], few: bool = False) -> pd.Da
 
 
 def test_paired_differences_and_the_verdict_by_hand():
-    frame = runs({("b1", "new"): [60, 62, 64], ("b1", "a"): [58, 59, 63], ("b1", "b"): [50, 50, 50],
+    # the best baseline is b on b1 and a on b2, neither named first
+    frame = runs({("b1", "new"): [60, 62, 64], ("b1", "a"): [50, 50, 50], ("b1", "b"): [58, 59, 63],
                   ("b2", "new"): [40, 40, 40], ("b2", "a"): [41, 42, 43], ("b2", "b"): [30, 30, 30]})
-    c = compare(frame, "new", ["a", "b"], ["b1", "b2"])
-    d = c.differences.loc[("b1", "a", "all")]  # differences 2, 3, 1: mean 2, std 1
+    c = compare(frame, "new", ["a", "b"], ["b1", "b2"], SEEDS)
+    d = c.differences.loc[("b1", "b", "all")]  # differences 2, 3, 1: mean 2, std 1
     assert (d["mean"], d["std"], d["n"]) == (pytest.approx(2.0), pytest.approx(1.0), 3)
     assert d["lo"] == pytest.approx(2 - T975_2 / math.sqrt(3)) and not d["distinguishable"]
-    assert c.differences.loc[("b1", "b", "many"), "mean"] == pytest.approx(12.0)  # shot groups move with all
+    assert c.differences.loc[("b1", "a", "many"), "mean"] == pytest.approx(12.0)  # shot groups move with all
     assert ("b1", "a", "few") not in c.differences.index  # no few-shot classes, no difference
     v = c.verdict
-    assert v.loc["b1", "best_baseline"] == "a" and v.loc["b1", "margin"] == pytest.approx(2.0) and v.loc["b1", "beats"]
+    assert v.loc["b1", "best_baseline"] == "b" and v.loc["b1", "margin"] == pytest.approx(2.0) and v.loc["b1", "beats"]
     assert v.loc["b2", "best_baseline"] == "a" and v.loc["b2", "margin"] == pytest.approx(-2.0) and not v.loc["b2", "beats"]
     assert summary_line(c).startswith("new beats the best baseline's mean on 1 of 2 benchmarks")
     text = markdown(c)
-    assert "| b1 | 62.00 | a | 60.00 | +2.00 | +2.00 [-0.48, +4.48] (n=3) ≈ | 1.00 | +2.0 × | yes |" in text
+    assert "| b1 | 62.00 | b | 60.00 | +2.00 | +2.00 [-0.48, +4.48] (n=3) ≈ | 1.00 | +2.0 × | yes |" in text
     assert "| baseline | many | medium | all |" in text
 
 
 def test_a_few_shot_group_is_compared_where_it_has_classes():
-    c = compare(runs({("b1", "new"): [60, 61], ("b1", "a"): [50, 50]}, few=True), "new", ["a"], ["b1"])
+    c = compare(runs({("b1", "new"): [60, 61], ("b1", "a"): [50, 50]}, few=True), "new", ["a"], ["b1"], [0, 1])
     assert c.differences.loc[("b1", "a", "few"), "mean"] == pytest.approx(10.5)
     assert summary_line(c) == ("new beats the best baseline's mean on every benchmark; its paired difference to that"
                                " baseline lies above 0 (95% interval) on 1 of 1.")
 
 
-def test_missing_runs_are_named():
-    with pytest.raises(ComparisonError, match="no runs of b2/b"):
-        compare(runs({("b1", "new"): [1], ("b1", "b"): [1], ("b2", "new"): [1]}), "new", ["b"], ["b1", "b2"])
+def test_missing_runs_and_bad_baselines_are_named():
+    with pytest.raises(ComparisonError, match="1 run.* missing: b2/b/seed0"):
+        compare(runs({("b1", "new"): [1], ("b1", "b"): [1], ("b2", "new"): [1]}), "new", ["b"], ["b1", "b2"], [0])
+    with pytest.raises(ComparisonError, match="b1/b/seed2"):  # a seed missing: means and pairs would differ
+        compare(runs({("b1", "new"): [1, 2, 3], ("b1", "b"): [1, 2]}), "new", ["b"], ["b1"], SEEDS)
+    for baselines in ([], ["new", "b"]):
+        with pytest.raises(ComparisonError, match="baselines other than itself"):
+            compare(runs({("b1", "new"): [1], ("b1", "b"): [1]}), "new", baselines, ["b1"], [0])
 
 
 def test_compare_on_the_committed_pilot_runs(tmp_path):

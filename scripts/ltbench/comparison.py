@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ltbench import table
-from ltbench.table_text import DASH, difference, markdown_table, number
+from ltbench.table_text import DASH, difference, listing, markdown_table, number
 
 PAIRED = ["mean", "std", "n", "lo", "hi", "distinguishable"]
 
@@ -48,14 +48,18 @@ def group_differences(runs: pd.DataFrame, strategy: str, baselines: list[str]) -
     return pd.concat(frames).reset_index().set_index(["benchmark", "baseline", "group"])[PAIRED]
 
 
-def compare(runs: pd.DataFrame, strategy: str, baselines: list[str], benchmarks: list[str]) -> Comparison:
-    """The comparison of ``strategy`` with ``baselines`` on ``benchmarks`` (runs: ``table.runs_frame``); raises
-    ``ComparisonError`` naming a (benchmark, strategy) without runs."""
-    runs = runs[runs["benchmark"].isin(benchmarks) & runs["strategy"].isin([strategy, *baselines])]
-    have = set(zip(runs["benchmark"], runs["strategy"]))
-    missing = [f"{b}/{s}" for b in benchmarks for s in [strategy, *baselines] if (b, s) not in have]
+def compare(runs: pd.DataFrame, strategy: str, baselines: list[str], benchmarks: list[str],
+            seeds: list[int]) -> Comparison:
+    """The comparison of ``strategy`` with ``baselines`` on ``benchmarks`` over ``seeds`` (runs:
+    ``table.runs_frame``); raises ``ComparisonError`` without baselines, with the strategy among them, or naming
+    every run of the comparison that is missing (so that every mean and every paired difference has all seeds)."""
+    if not baselines or strategy in baselines:
+        raise ComparisonError(f"{strategy} needs baselines other than itself; given: {', '.join(baselines) or 'none'}")
+    runs = runs[runs["benchmark"].isin(benchmarks) & runs["strategy"].isin([strategy, *baselines])
+                & runs["seed"].isin(seeds)]
+    missing = table.missing_runs(runs, benchmarks, [strategy, *baselines], seeds)
     if missing:
-        raise ComparisonError(f"no runs of {', '.join(missing)}")
+        raise ComparisonError(f"{len(missing)} run(s) of the comparison missing: {listing(missing)}")
     cells = table.cell_summaries(runs, {"all": table.HEADLINE}, {"all": 1}).xs("all", level="group")
     differences = group_differences(runs, strategy, baselines)
     rows = []

@@ -159,6 +159,12 @@ def strategy(config: dict[str, Any], name: str) -> Strategy:
     return spec
 
 
+def matrix(config: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The table's benchmarks and strategies: the ``matrix`` lists if given, else everything configured."""
+    chosen = config.get("matrix", {})
+    return list(chosen.get("benchmarks", config["benchmarks"])), list(chosen.get("strategies", config["strategies"]))
+
+
 def table_reference(config: dict[str, Any]) -> str:
     """The strategy the table compares every row with (``table: reference:``, default ``ce``)."""
     return config.get("table", {}).get("reference", "ce")

@@ -71,6 +71,14 @@ def runs_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns).sort_values(["benchmark", "strategy", "seed"], ignore_index=True)
 
 
+def missing_runs(runs: pd.DataFrame, benchmarks: list[str], strategies: list[str], seeds: list[int],
+                 column: str = HEADLINE) -> list[str]:
+    """'benchmark/strategy/seed<k>' of every run of benchmarks x strategies x seeds that ``runs`` lacks or
+    holds without a value in ``column``."""
+    have = set(runs.dropna(subset=[column])[["benchmark", "strategy", "seed"]].itertuples(index=False, name=None))
+    return [f"{b}/{s}/seed{k}" for b in benchmarks for s in strategies for k in seeds if (b, s, k) not in have]
+
+
 def row_order(runs: pd.DataFrame, strategies: list[str]) -> list[str]:
     """Strategies grouped by type (``TYPE_ORDER``, unknown types last), config order within a type."""
     types = runs.groupby("strategy")["type"].first().to_dict()

@@ -53,6 +53,11 @@ def number(x: float, digits: int = 2, sign: bool = False) -> str:
     return f"{rounded:+.{digits}f}" if sign else f"{rounded:.{digits}f}"
 
 
+def listing(names: list[str], limit: int = 6) -> str:
+    """The first ``limit`` names joined by commas, then 'and k more' for the rest."""
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
 def mean_std(cell: pd.Series, digits: int = 2, note: str = "") -> str:
     """'mean ± std (n=k)' (sample std over seeds), ', note' added inside the parentheses; one seed:
     'mean (n=1)'; none: a dash."""

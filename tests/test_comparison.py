@@ -21,9 +21,9 @@ SEEDS = [0, 1, 2]
 
 def runs(values: dict[tuple[str, str], list[float]], few: bool = False) -> pd.DataFrame:
     """Runs with all-class accuracy values[(benchmark, strategy)][seed]; many = all + 10, medium = all - 10,
-    few = all - 20 where ``few`` (else no few-shot classes: nan)."""
+    few = all - 20 where ``few`` (else no few-shot classes: nan), all at the final epoch = all - 1."""
     rows = [{"benchmark": b, "strategy": s, "seed": k, "stage": "train", "collapsed": False,
-             "best_balanced_acc": acc, "many_acc": acc + 10, "medium_acc": acc - 10,
+             "best_balanced_acc": acc, "final_balanced_acc": acc - 1, "many_acc": acc + 10, "medium_acc": acc - 10,
              "few_acc": acc - 20 if few else math.nan}
             for (b, s), accs in values.items() for k, acc in enumerate(accs)]
     return pd.DataFrame(rows)
@@ -46,6 +46,12 @@ def test_paired_differences_and_the_verdict_by_hand():
     text = markdown(c)
     assert "| b1 | 62.00 | b | 60.00 | +2.00 | +2.00 [-0.48, +4.48] (n=3) ≈ | 1.00 | +2.0 × | yes |" in text
     assert "| baseline | many | medium | all |" in text
+    m = c.means.loc[("b1", "new", "all")]  # 60, 62, 64: mean 62, std 2
+    assert (m["mean"], m["std"], m["lo"]) == (pytest.approx(62.0), pytest.approx(2.0), pytest.approx(62 - 2 * T975_2 / math.sqrt(3)))
+    assert c.means.loc[("b2", "a", "all, final epoch"), "mean"] == pytest.approx(41.0)
+    assert "## b1: mean [95% CI] over seeds 0, 1, 2" in text
+    assert "| strategy | many | medium | all | all, final epoch |" in text  # no few-shot classes, no column
+    assert "| new | 72.00 [67.03, 76.97] | 52.00 [47.03, 56.97] | 62.00 [57.03, 66.97] | 61.00 [56.03, 65.97] |" in text
 
 
 def test_a_few_shot_group_is_compared_where_it_has_classes():
@@ -79,4 +85,7 @@ def test_compare_on_the_committed_pilot_runs(tmp_path):
     text = (tmp_path / "docs/comparison-sqrt_inverse.md").read_text()
     published = (REPO / "docs/results/pilot-cpu/table.md").read_text()
     assert "+13.17 [+9.50, +16.84] (n=3)" in published
-    assert "| ce | " in text and "+13.17 [+9.50, +16.84] (n=3) |" in text.split("| ce | ")[1].splitlines()[0]
+    means, paired = text.split("paired Δ to each baseline")
+    assert "+13.17 [+9.50, +16.84] (n=3) |" in paired.split("| ce | ")[1].splitlines()[0]
+    assert "[47.81, 49.44]" in published  # ce's mean and its interval, as the published table has them
+    assert means.split("| ce | ")[1].splitlines()[0].split(" | ")[2] == "48.63 [47.81, 49.44]"

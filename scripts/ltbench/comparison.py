@@ -10,9 +10,12 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ltbench import table
-from ltbench.table_text import DASH, difference, listing, markdown_table, number
+from ltbench.table_text import DASH, difference, interval, listing, markdown_table, number
 
 PAIRED = ["mean", "std", "n", "lo", "hi", "distinguishable"]
+# The means table's columns -> the run column each summarizes: the best epoch's shot groups and all classes,
+# then all classes at the final epoch.
+MEANS = {**table.GROUPS, "all, final epoch": "final_balanced_acc"}
 
 
 class ComparisonError(ValueError):
@@ -24,13 +27,16 @@ class Comparison:
     """``differences``: per (benchmark, baseline, group) the paired difference strategy − baseline (``PAIRED``;
     absent where the group has no classes); ``verdict``: per benchmark the strategy's all-class mean, the best
     baseline and its mean, the margin between the means, the paired difference to that baseline and whether
-    the strategy beats it by mean (W2) and distinguishably (interval above 0)."""
+    the strategy beats it by mean (W2) and distinguishably (interval above 0); ``means``: per (benchmark,
+    strategy, column of ``MEANS``) the ``stats.t_interval`` of the seeds' values (mean, std, n, lo, hi)."""
 
     strategy: str
     baselines: list[str]
     benchmarks: list[str]
+    seeds: list[int]
     differences: pd.DataFrame
     verdict: pd.DataFrame
+    means: pd.DataFrame
 
 
 def group_differences(runs: pd.DataFrame, strategy: str, baselines: list[str]) -> pd.DataFrame:
@@ -60,7 +66,8 @@ def compare(runs: pd.DataFrame, strategy: str, baselines: list[str], benchmarks:
     missing = table.missing_runs(runs, benchmarks, [strategy, *baselines], seeds)
     if missing:
         raise ComparisonError(f"{len(missing)} run(s) of the comparison missing: {listing(missing)}")
-    cells = table.cell_summaries(runs, {"all": table.HEADLINE}, {"all": 1}).xs("all", level="group")
+    summaries = table.cell_summaries(runs, MEANS, dict.fromkeys(MEANS, 0))
+    cells = summaries.xs("all", level="group")
     differences = group_differences(runs, strategy, baselines)
     rows = []
     for bench in benchmarks:
@@ -70,7 +77,17 @@ def compare(runs: pd.DataFrame, strategy: str, baselines: list[str], benchmarks:
         rows.append({"benchmark": bench, "mean": means[strategy], "best_baseline": best, "best_mean": means[best],
                      "margin": means[strategy] - means[best], **{f"paired_{k}": paired[k] for k in PAIRED},
                      "beats": means[strategy] > means[best], "beats_distinguishably": bool(paired["lo"] > 0)})
-    return Comparison(strategy, baselines, benchmarks, differences, pd.DataFrame(rows).set_index("benchmark"))
+    return Comparison(strategy, baselines, benchmarks, seeds, differences, pd.DataFrame(rows).set_index("benchmark"),
+                      summaries[["mean", "std", "n", "lo", "hi"]])
+
+
+def mean_cell(summary: pd.Series) -> str:
+    """'mean [lo, hi]' of a seed mean with its 95% t interval, a dash where there is no value."""
+    if summary["n"] == 0:
+        return DASH
+    if summary["n"] == 1:
+        return number(summary["mean"])
+    return f"{number(summary['mean'])} {interval(summary['lo'], summary['hi'])}"
 
 
 def spread_ratio(margin: float, std: float) -> str:
@@ -89,8 +106,8 @@ def summary_line(c: Comparison) -> str:
 
 
 def markdown(c: Comparison) -> str:
-    """The comparison as markdown: the verdict per benchmark, then per benchmark the paired differences to every
-    baseline in every shot group."""
+    """The comparison as markdown: the verdict per benchmark, then per benchmark every strategy's means with
+    their 95% t intervals and the paired differences to every baseline in every shot group."""
     v = c.verdict
     head = ["benchmark", c.strategy, "best baseline", "its mean", "margin", "paired Δ [95% CI] (n)",
             "std of Δ", "margin / std of Δ", "beats by mean"]
@@ -104,13 +121,19 @@ def markdown(c: Comparison) -> str:
         "(W2 of docs/novel-strategy.md holds where it is above 0). Paired Δ: the strategy minus the baseline, seed by "
         "seed, with its 95% t interval and the number n of paired seeds; ≈ marks a difference whose interval "
         "contains 0. Std of Δ: the sample std over seeds of the paired difference, the seed spread the margin is "
-        "measured against.", "",
+        "measured against. Mean [95% CI]: the mean over seeds with its 95% t interval; a shot group without classes "
+        "is left out.", "",
         summary_line(c), "",
         "## Against the best baseline of each benchmark (all classes)", "",
         markdown_table(head, rows, left=1, align="lrlrrrrrl"), ""]
     for bench in c.benchmarks:
         groups = [g for g in table.GROUPS if (bench, c.baselines[0], g) in c.differences.index]
+        columns = [g for g in MEANS if g in groups or g not in table.GROUPS]
+        means = [[name, *[mean_cell(c.means.loc[(bench, name, g)]) for g in columns]]
+                 for name in [c.strategy, *c.baselines]]
         rows = [[base, *[difference(c.differences.loc[(bench, base, g)]) for g in groups]] for base in c.baselines]
-        lines += [f"## {bench}: paired Δ to each baseline, per shot group", "",
+        lines += [f"## {bench}: mean [95% CI] over seeds {', '.join(map(str, c.seeds))}", "",
+                  markdown_table(["strategy", *columns], means), "",
+                  f"## {bench}: paired Δ to each baseline, per shot group", "",
                   markdown_table(["baseline", *groups], rows), ""]
     return "\n".join(lines)

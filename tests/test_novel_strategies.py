@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import math
 import os
+import re
 
 import pytest
 import torch
@@ -187,3 +188,21 @@ def test_final_stage_trains_fresh_seeds_on_every_benchmark(selected):
     planned = planned_trainings("--configfile", DEVELOPMENT, FINAL, *extra)
     assert planned == matrix(FINAL_BENCHMARKS, BASELINES + selected, [3, 4, 5])
     assert len(planned) == (54 if selected else 45)
+
+
+def quoted(path: str) -> str:
+    """How docs/novel-strategy.md quotes a published file: its text without its title line, its sections
+    ('## ') one level below the report's ('#### ')."""
+    lines = (REPO / path).read_text().strip().splitlines()
+    body = lines[1:] if lines[0].startswith("# ") else lines
+    return "\n".join("#### " + line[3:] if line.startswith("## ") else line for line in body).strip()
+
+
+def test_the_pilot_report_quotes_the_published_files():
+    """The report's tables (blocks ``<!-- quote: PATH -->``) are the files the results tooling wrote from the
+    committed runs, word for word."""
+    text = (REPO / "docs/novel-strategy.md").read_text()
+    blocks = re.findall(r"<!-- quote: (\S+) -->\n(.*?)<!-- /quote -->", text, re.S)
+    assert [path for path, _ in blocks] == ["docs/results/pilot-cpu/selection.md"]
+    for path, shown in blocks:
+        assert shown.strip() == quoted(path), path

@@ -16,8 +16,9 @@ training (``--cleanup-metadata``), and gives a local training's model.pt and tim
 run the same time. Without a record only the mtime and missing-output triggers apply, and the dry run
 that ``import`` ends with checks that none of the imported runs is retrained.
 
-``publish`` copies every run's metrics.json and history.json (never predictions.npz: it holds the
-test set's logits) to ``docs/results/runs/``, then rebuilds ``docs/results/table.{md,csv,tex}``
+``publish`` copies the metrics.json and history.json of every run of the matrix's benchmarks (never
+predictions.npz: it holds the test set's logits; runs of other benchmarks, another stage's, are left out
+and named) to ``docs/results/runs/``, then rebuilds ``docs/results/table.{md,csv,tex}``
 and the per-benchmark figures from *all* committed runs with the pipeline's own table and plot
 code, and writes ``docs/results/README.md`` (the command that made the runs, and each unit's seeds,
 commit, device, precision, torch, training time). Runs of another scale (the CPU-scale protocol of
@@ -48,6 +49,7 @@ from ltbench import cli, grids
 from ltbench import config as cfg
 from ltbench.config import MODEL_FILE, RUN_FILES
 from ltbench.io import atomic_path, read_json, write_text
+from ltbench.table_text import listing
 
 # Snakemake's time record of a local training job (its ``benchmark:`` file, per run or per packed job); Snakemake
 # counts it among the job's outputs when it compares times (rules/train.smk)
@@ -454,11 +456,15 @@ def check_one_scale(docs: Path, local: dict[RunKey, dict[str, Any]], published: 
             for epochs, runs in sorted(scales.items())) + ". Publish each scale into a folder of its own (--docs)")
 
 
-def publish(docs: Path, config: dict[str, Any], overlays: list[str]) -> list[RunKey]:
-    """Copy every local run with metrics into ``docs``, then rebuild the table, figures and README from all
-    published runs; a second call with nothing new changes no byte. Returns the runs copied. Runs of
-    another number of epochs than those in ``docs`` are refused before anything is copied."""
-    runs = local_runs()
+def publish(docs: Path, config: dict[str, Any], overlays: list[str]) -> tuple[list[RunKey], list[RunKey]]:
+    """Copy every local run with metrics of the matrix's benchmarks into ``docs``, then rebuild the table,
+    figures and README from all published runs; a second call with nothing new changes no byte. Returns the
+    runs copied and the local runs left out (of benchmarks outside the matrix: another stage's, which
+    publishes into a folder of its own). Runs of another number of epochs than those in ``docs`` are refused
+    before anything is copied."""
+    benchmarks, _ = cfg.matrix(config)
+    runs = [key for key in local_runs() if key.benchmark in benchmarks]
+    left_out = [key for key in local_runs() if key.benchmark not in benchmarks]
     local = {}
     for key in runs:  # check every run before copying any
         local[key] = read_json(key.path / "metrics.json")
@@ -471,13 +477,16 @@ def publish(docs: Path, config: dict[str, Any], overlays: list[str]) -> list[Run
         raise ResultsError(f"no run with metrics.json under {RUNS_ROOT}/ or {docs}/runs/: nothing to publish")
     build_tables_and_figures(docs, records, config)
     write_text(docs / "README.md", units_readme(records, overlays))
-    return runs
+    return runs, left_out
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
     """``publish``: copy the runs and rebuild docs/results/."""
-    runs = publish(Path(args.docs), *workflow_config(args))
+    runs, left_out = publish(Path(args.docs), *workflow_config(args))
     print(f"published {len(runs)} run(s) from {RUNS_ROOT}/ into {args.docs}/")
+    if left_out:
+        print(f"left out {len(left_out)} run(s) of benchmarks outside the matrix: "
+              + listing([str(key.path) for key in left_out]))
     return 0
 
 

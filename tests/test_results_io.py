@@ -126,17 +126,24 @@ def test_publish_copies_results_without_predictions(imported):
     assert len([line for line in readme.splitlines() if line.startswith("| vgg16bn-folder |")]) == len(IMPORTED)
 
 
+def bare_copy(wf: Workflow, root: Path) -> Path:
+    """``root`` with the workflow's scripts and config files and no results: the tests put runs in by hand."""
+    shutil.copytree(wf.root / "scripts", root / "scripts")
+    for name in ("config.yaml", *wf.configfiles):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(wf.root / name, root / name)
+    return root
+
+
 def test_publish_refuses_metrics_without_provenance(imported, tmp_path):
     wf, _ = imported
-    copy = tmp_path / "copy"
-    shutil.copytree(wf.root / "scripts", copy / "scripts")
-    shutil.copy(wf.root / "config.yaml", copy / "config.yaml")
+    copy = bare_copy(wf, tmp_path / "copy")
     run = copy / "results/runs/resnet32-tiny10/ce/seed0"
     shutil.copytree(wf.root / "results/runs/resnet32-tiny10/ce/seed0", run)
     metrics = json.loads((run / "metrics.json").read_text())
     del metrics["provenance"]["commit"]
     (run / "metrics.json").write_text(json.dumps(metrics))
-    proc = results_cli(Workflow(copy, wf.env), "publish", check=False)
+    proc = results_cli(Workflow(copy, wf.env, wf.configfiles), "publish", check=False)
     assert proc.returncode == 1
     assert "results/runs/resnet32-tiny10/ce/seed0/metrics.json: its provenance lacks commit" in proc.stderr
     assert not (copy / "docs").exists()
@@ -144,20 +151,31 @@ def test_publish_refuses_metrics_without_provenance(imported, tmp_path):
 
 def test_publish_refuses_to_mix_scales_in_one_folder(imported, tmp_path):
     wf, _ = imported
-    copy = tmp_path / "copy"
-    shutil.copytree(wf.root / "scripts", copy / "scripts")
-    shutil.copy(wf.root / "config.yaml", copy / "config.yaml")
+    copy = bare_copy(wf, tmp_path / "copy")
     for seed, epochs in ((0, None), (1, 25)):  # the same run again, as if trained for 25 epochs
         run = copy / f"results/runs/resnet32-tiny10/ce/seed{seed}"
         shutil.copytree(wf.root / "results/runs/resnet32-tiny10/ce/seed0", run)
         if epochs:
             metrics = json.loads((run / "metrics.json").read_text())
             (run / "metrics.json").write_text(json.dumps({**metrics, "epochs": epochs, "seed": seed}))
-    proc = results_cli(Workflow(copy, wf.env), "publish", check=False)
+    proc = results_cli(Workflow(copy, wf.env, wf.configfiles), "publish", check=False)
     assert proc.returncode == 1
     assert "runs of different scales would share docs/results/: 2 epochs: results/runs/resnet32-tiny10/ce/seed0" in proc.stderr
     assert "25 epochs: results/runs/resnet32-tiny10/ce/seed1" in proc.stderr
     assert not (copy / "docs").exists()
+
+
+def test_publish_leaves_out_runs_of_benchmarks_outside_the_matrix(imported, tmp_path):
+    """Another stage's runs in the same results/ (the protocol's development runs beside its final ones) are
+    not copied into this folder, and the output names them."""
+    wf, _ = imported
+    copy = bare_copy(wf, tmp_path / "copy")
+    for bench in ("resnet32-tiny10", "resnet32-elsewhere"):
+        shutil.copytree(wf.root / "results/runs/resnet32-tiny10/ce/seed0", copy / f"results/runs/{bench}/ce/seed0")
+    proc = results_cli(Workflow(copy, wf.env, wf.configfiles), "publish")
+    assert "published 1 run(s)" in proc.stdout
+    assert "left out 1 run(s) of benchmarks outside the matrix: results/runs/resnet32-elsewhere/ce/seed0" in proc.stdout
+    assert [p.name for p in (copy / "docs/results/runs").iterdir()] == ["resnet32-tiny10"]
 
 
 def _archive(path: Path, members: dict[str, bytes], link: str | None = None) -> Path:

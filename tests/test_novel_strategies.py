@@ -203,6 +203,9 @@ def test_the_pilot_report_quotes_the_published_files():
     committed runs, word for word."""
     text = (REPO / "docs/novel-strategy.md").read_text()
     blocks = re.findall(r"<!-- quote: (\S+) -->\n(.*?)<!-- /quote -->", text, re.S)
-    assert [path for path, _ in blocks] == ["docs/results/pilot-cpu/selection.md"]
+    assert [path for path, _ in blocks] == [
+        "docs/results/pilot-cpu/selection.md",
+        "docs/results/pilot-cpu-final/comparison-novel_ess_power_k75.md",
+    ]
     for path, shown in blocks:
         assert shown.strip() == quoted(path), path

@@ -1,5 +1,6 @@
 """The new weight functions of docs/novel-strategy.md: formulas against hand-computed values, their limiting cases,
-the weight-only rule, the shape figures the document quotes, and the protocol's config files as dry runs."""
+the weight-only rule, the shape figures the document quotes, the protocol's config files as dry runs, and the CPU
+pilot's reports (quoted word for word, and remade byte for byte from the committed runs)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import importlib
 import math
 import os
 import re
+import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -209,3 +213,24 @@ def test_the_pilot_report_quotes_the_published_files():
     ]
     for path, shown in blocks:
         assert shown.strip() == quoted(path), path
+
+
+PILOT = ["--config", "configs/cpu.yaml", "--config", DEVELOPMENT, "--config", "configs/pilot-cpu.yaml"]
+PILOT_REPORTS = {  # published file: the results.py arguments that wrote it from the runs beside it
+    "docs/results/pilot-cpu/selection.md":
+        [*PILOT, "select", "--candidates", *CANDIDATES],
+    "docs/results/pilot-cpu-final/comparison-novel_ess_power_k75.md":
+        [*PILOT, "--config", "configs/pilot-cpu-final.yaml", "compare", "--strategy", "novel_ess_power_k75"],
+}
+
+
+@pytest.mark.parametrize("path", PILOT_REPORTS)
+def test_the_pilot_reports_are_remade_from_the_committed_runs(path, tmp_path):
+    """Each report the pilot quotes is what ``results.py`` writes, byte for byte, from the committed runs beside it
+    (so a run edited by hand, or a change to the selection or comparison code, shows here)."""
+    published = REPO / path
+    shutil.copytree(published.parent / "runs", tmp_path / "runs")
+    proc = subprocess.run([sys.executable, "scripts/results.py", *PILOT_REPORTS[path], "--docs", str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / published.name).read_text() == published.read_text()

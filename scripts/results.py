@@ -463,8 +463,9 @@ def publish(docs: Path, config: dict[str, Any], overlays: list[str]) -> tuple[li
     publishes into a folder of its own). Runs of another number of epochs than those in ``docs`` are refused
     before anything is copied."""
     benchmarks, _ = cfg.matrix(config)
-    runs = [key for key in local_runs() if key.benchmark in benchmarks]
-    left_out = [key for key in local_runs() if key.benchmark not in benchmarks]
+    found = local_runs()
+    runs = [key for key in found if key.benchmark in benchmarks]
+    left_out = [key for key in found if key.benchmark not in benchmarks]
     local = {}
     for key in runs:  # check every run before copying any
         local[key] = read_json(key.path / "metrics.json")

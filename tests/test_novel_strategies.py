@@ -21,6 +21,7 @@ from ltbench import strategies
 from ltbench.config import Strategy, strategy
 from ltbench.data import long_tail_counts
 from ltbench.selection import ess
+from test_selection import PILOT  # the pilot's development config files
 from test_strategies import CONTEXT, close, resolve
 
 DEVELOPMENT = "docs/novel-strategy.yaml"
@@ -215,7 +216,6 @@ def test_the_pilot_report_quotes_the_published_files():
         assert shown.strip() == quoted(path), path
 
 
-PILOT = ["--config", "configs/cpu.yaml", "--config", DEVELOPMENT, "--config", "configs/pilot-cpu.yaml"]
 PILOT_REPORTS = {  # published file: the results.py arguments that wrote it from the runs beside it
     "docs/results/pilot-cpu/selection.md":
         [*PILOT, "select", "--candidates", *CANDIDATES],

@@ -33,9 +33,14 @@ SUBSET = cfg.DATA_ID  # {dataset}-lt{ratio}
 SUBSET_DIR = cfg.DATA_DIR.format(data_id=SUBSET)  # results/data/{dataset}-lt{ratio}
 for _name in BENCHMARKS:
     cfg.benchmark(config, _name)  # a ConfigError here names the unknown dataset
+cfg.check_recipe(config["recipe"])
 for _name in config["strategies"]:
     # ... or the missing strategy file, an unknown or mistyped parameter, a missing upstream
-    strategy_params_of.effective(cfg.strategy(config, _name))
+    _own = strategy_params_of.effective(cfg.strategy(config, _name))
+    # ... or a warm-up longer than the epochs in the recipe the strategy's entry sets
+    cfg.check_recipe(
+        {**config["recipe"], **_own.get("recipe", {})}, f"strategy {_name!r}: recipe"
+    )
 for _name in STRATEGIES:
     cfg.strategy(config, _name)
 # Grids (ltbench.grids) with entries in the matrix: a benchmark grid over several ratios gets a ratio
@@ -213,8 +218,8 @@ def benchmark_params(wildcards):
 
 
 def recipe_params(wildcards):
-    """The training recipe (config.yaml ``recipe``)."""
-    return canonical(config["recipe"])
+    """The training recipe (config.yaml ``recipe``), without its options at their neutral value."""
+    return canonical(cfg.recipe_identity(config["recipe"]))
 
 
 def train_gpus(wildcards):

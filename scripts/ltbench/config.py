@@ -122,6 +122,24 @@ def check_finite(value: Any, where: str = "config") -> None:
         check_finite(item, f"{where}.{key}" if isinstance(value, dict) else f"{where}[{key}]")
 
 
+# Recipe keys added after the published recipe, with the value that leaves it as published.
+RECIPE_OPTIONS = {"warmup_epochs": 0}
+
+
+def recipe_identity(recipe: dict[str, Any]) -> dict[str, Any]:
+    """The recipe as its runs' rerun trigger: without the ``RECIPE_OPTIONS`` at their neutral value, so
+    that stating one (or adding a new option) retrains nothing."""
+    return {k: v for k, v in recipe.items() if RECIPE_OPTIONS.get(k, object()) != v}
+
+
+def check_recipe(recipe: dict[str, Any], where: str = "recipe") -> None:
+    """``ConfigError`` unless the warm-up fits in the epochs: 0 <= warmup_epochs <= epochs."""
+    warmup = recipe.get("warmup_epochs", 0)
+    if not 0 <= warmup <= recipe["epochs"]:
+        raise ConfigError(f"{where}: warmup_epochs is {warmup}, which does not lie between 0 and the"
+                          f" {recipe['epochs']} epochs")
+
+
 def benchmark(config: dict[str, Any], name: str) -> Benchmark:
     """The benchmark called ``name``; ``ConfigError`` names the known ones otherwise."""
     benchmarks = config.get("benchmarks", {})

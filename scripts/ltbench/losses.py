@@ -1,13 +1,22 @@
 """Classification losses shared by strategies. Each is called as ``loss(logits, targets, weight)``
 with per-class ``weight`` (a tensor of C positive values). ``CrossEntropy``, ``Focal`` and ``LDAM``
-reduce like ``nn.CrossEntropyLoss(weight=...)``: sum_i w_{y_i} l_i / sum_i w_{y_i}, so the weights'
-scale cancels. ``SoftmaxBCE`` and ``SigmoidFocal`` reproduce reference code that divides by the
-batch size (times the classes) instead, so their weights also scale the gradient: see each."""
+reduce by their ``reduction`` (``REDUCTIONS``): by default like ``nn.CrossEntropyLoss(weight=...)``,
+sum_i w_{y_i} l_i / sum_i w_{y_i}, so the weights' scale cancels; a strategy entry's ``reduction:
+batch_mean`` divides by the batch size instead (ltbench.strategies). ``SoftmaxBCE`` and ``SigmoidFocal``
+reproduce reference code that divides by the batch size (times the classes), so their weights also
+scale the gradient: see each."""
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
+
+# How a weighted loss averages over the batch's B samples:
+#   weighted_mean: sum_i w_{y_i} l_i / sum_i w_{y_i}  (PyTorch's CrossEntropyLoss(weight=); the default)
+#   batch_mean:    sum_i w_{y_i} l_i / B              (Cui et al.'s class-balanced loss code)
+REDUCTIONS = ("weighted_mean", "batch_mean")
 
 
 def weighted_mean(per_sample: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -16,22 +25,58 @@ def weighted_mean(per_sample: torch.Tensor, targets: torch.Tensor, weight: torch
     return (w * per_sample).sum() / w.sum()
 
 
-class CrossEntropy:
+def reduce(per_sample: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor, reduction: str) -> torch.Tensor:
+    """The batch loss of per-sample losses ``l_i`` by ``reduction`` (``REDUCTIONS``)."""
+    if reduction == "batch_mean":
+        return (weight[targets] * per_sample).sum() / len(targets)
+    return weighted_mean(per_sample, targets, weight)
+
+
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Weighted cross-entropy reduced by ``reduction``; the default is ``F.cross_entropy(weight=)`` itself."""
+    if reduction == "batch_mean":
+        return F.cross_entropy(logits, targets, weight=weight, reduction="sum") / len(targets)
+    return F.cross_entropy(logits, targets, weight=weight)
+
+
+class Reduced:
+    """A loss that averages by ``reduction`` (``REDUCTIONS``). The default lives on the class, so that a
+    loss at its default describes itself as before (``ltbench.train.describe`` lists instance attributes)."""
+
+    reduction = "weighted_mean"
+
+    def reduced(self, reduction: str) -> "Reduced":
+        """A copy of this loss that averages by ``reduction``."""
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"unknown reduction {reduction!r}; known: {', '.join(REDUCTIONS)}")
+        other = copy.copy(self)
+        other.__dict__.pop("reduction", None)
+        if reduction != Reduced.reduction:
+            other.reduction = reduction
+        return other
+
+
+class CrossEntropy(Reduced):
     """l_i = -log softmax(z_i)_{y_i}."""
 
     def __call__(self, logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits, targets, weight=weight)
+        return cross_entropy(logits, targets, weight, self.reduction)
 
 
-def packed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def packed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor,
+                         batch_mean: torch.Tensor | None = None) -> torch.Tensor:
     """``CrossEntropy`` of R runs in one call: logits R x B x C, targets R x B, per-run class weights
-    R x C -> (R,), run r's loss sum_i w_{r,y_ri} l_ri / sum_i w_{r,y_ri} with l_ri = -log softmax(z_ri)_{y_ri}."""
+    R x C -> (R,), run r's loss sum_i w_{r,y_ri} l_ri / sum_i w_{r,y_ri} with l_ri = -log softmax(z_ri)_{y_ri},
+    or sum_i w_{r,y_ri} l_ri / B for the runs where the boolean R-vector ``batch_mean`` is true."""
     nll = -F.log_softmax(logits, dim=2).gather(2, targets[..., None]).squeeze(2)
     w = weight.gather(1, targets)
-    return (w * nll).sum(1) / w.sum(1)
+    total = w.sum(1)
+    if batch_mean is not None:
+        total = torch.where(batch_mean, torch.full_like(total, targets.shape[1]), total)
+    return (w * nll).sum(1) / total
 
 
-class Focal:
+class Focal(Reduced):
     """Focal loss (Lin et al. 2017): l_i = -(1 - p_i)^gamma log p_i, p_i = softmax(z_i)_{y_i}."""
 
     def __init__(self, gamma: float) -> None:
@@ -42,7 +87,7 @@ class Focal:
     def __call__(self, logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         log_p = F.log_softmax(logits, dim=1).gather(1, targets[:, None]).squeeze(1)
         per_sample = -((1.0 - log_p.exp()).clamp_min(0.0) ** self.gamma) * log_p
-        return weighted_mean(per_sample, targets, weight)
+        return reduce(per_sample, targets, weight, self.reduction)
 
 
 def ldam_margins(class_counts: torch.Tensor, max_margin: float) -> torch.Tensor:
@@ -51,7 +96,7 @@ def ldam_margins(class_counts: torch.Tensor, max_margin: float) -> torch.Tensor:
     return (raw * (max_margin / raw.max())).float()
 
 
-class LDAM:
+class LDAM(Reduced):
     """LDAM loss on cosine logits: CE(s * (z - m_y e_y)), the target logit lowered by its class margin."""
 
     def __init__(self, margins: torch.Tensor, scale: float) -> None:
@@ -62,7 +107,7 @@ class LDAM:
             self.margins = self.margins.to(logits.device)
         margins = self.margins[targets]
         adjusted = logits - torch.zeros_like(logits).scatter_(1, targets[:, None], margins[:, None].to(logits.dtype))
-        return F.cross_entropy(self.scale * adjusted, targets, weight=weight)
+        return cross_entropy(self.scale * adjusted, targets, weight, self.reduction)
 
 
 def _weighted_terms(weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

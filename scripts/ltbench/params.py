@@ -11,6 +11,18 @@ imported, so ``snakemake --dry-run`` checks them without torch):
   named by its ``stage1:`` key) or ``"base"`` (post-hoc: adjusts the test logits of the trained
   strategy named by ``base:``); absent for a strategy trained from scratch.
 
+Besides its file's parameters, every trained strategy's entry may set the ``COMMON`` keys, which the
+framework applies (``ltbench.strategies.resolve``), so a strategy file needs no code for them:
+
+- ``reduction``: how the loss averages over a batch (``ltbench.losses.REDUCTIONS``): ``weighted_mean``
+  (the default, sum w l / sum w) or ``batch_mean`` (sum w l / B);
+- ``recipe``: this strategy's own values of the recipe keys in ``RECIPE_KEYS`` (for example
+  ``{weight_decay: 0.0002, warmup_epochs: 5}``), over the config's ``recipe`` and over what the
+  strategy's file sets itself.
+
+A common key at its default (``weighted_mean``, an empty ``recipe``) is left out of the run's
+parameters, so stating the default retrains nothing.
+
 ``effective`` returns the parameters a run uses (the entry's values over the defaults) or raises
 ``ConfigError`` naming the strategy, the key and the keys it knows; ``ltbench.config.strategy``
 calls it, so the rules (at ``snakemake --dry-run``) and the plain commands check alike.
@@ -27,6 +39,10 @@ from typing import Any
 from ltbench.config import ConfigError, Strategy
 
 UPSTREAM_KEYS = ("stage1", "base")
+REDUCTIONS = ("weighted_mean", "batch_mean")  # ltbench.losses.REDUCTIONS (checked there), the first the default
+COMMON = {"reduction": REDUCTIONS, "recipe": {}}
+# The recipe keys a strategy entry may set for its own runs, each with a value of its type; every value >= 0.
+RECIPE_KEYS = {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "warmup_epochs": 0}
 
 
 @dataclass(frozen=True)
@@ -85,19 +101,50 @@ def of_module(module: Any) -> Declaration:
     return Declaration(dict(getattr(module, "PARAMS", {})), getattr(module, "BUILDS_ON", None))
 
 
-def effective(spec: Strategy, decl: Declaration | None = None) -> dict[str, Any]:
-    """The parameters of ``spec`` with its file's defaults filled in (upstream keys left out), after
-    checking every key's name and type, and that the entry names an upstream exactly when the file
-    builds on one (``ltbench.config.strategy`` checks that the upstream is a trained strategy).
-    ``decl`` defaults to the declaration read from the strategy's file."""
+def _recipe(where: str, value: Any) -> dict[str, Any]:
+    """A strategy entry's ``recipe`` after checking its keys (``RECIPE_KEYS``) and values."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: recipe must be a mapping of recipe keys to values, got {value!r}")
+    unknown = sorted(set(value) - set(RECIPE_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: recipe sets {', '.join(map(str, unknown))}, which a strategy cannot set;"
+                          f" it may set: {', '.join(RECIPE_KEYS)}")
+    for key, number in value.items():
+        if not _fits(number, RECIPE_KEYS[key]) or number < 0:
+            raise ConfigError(f"{where}: recipe {key} must be {_kind(RECIPE_KEYS[key])} >= 0, got {number!r}")
+    if value.get("lr") == 0:
+        raise ConfigError(f"{where}: recipe lr must be above 0")
+    return dict(value)
+
+
+def common(spec: Strategy, decl: Declaration | None = None) -> dict[str, Any]:
+    """The ``COMMON`` keys ``spec`` sets, checked, without those at their default (see the module docstring).
+    A post-hoc correction trains nothing, so it sets none."""
     decl = decl or declaration(spec.source)
     where = f"strategy {spec.name!r} ({spec.source.name})"
-    given = {k: v for k, v in spec.params.items() if k not in UPSTREAM_KEYS}
+    found = {k: spec.params[k] for k in COMMON if k in spec.params}
+    if found and decl.builds_on == "base":
+        raise ConfigError(f"{where}: is a post-hoc correction, which trains nothing; {', '.join(found)} cannot apply")
+    if "reduction" in found and not _fits(found["reduction"], REDUCTIONS):
+        raise ConfigError(f"{where}: reduction must be {_kind(REDUCTIONS)}, got {found['reduction']!r}")
+    if "recipe" in found:
+        found["recipe"] = _recipe(where, found["recipe"])
+    return {k: v for k, v in found.items() if v != (REDUCTIONS[0] if k == "reduction" else {})}
+
+
+def effective(spec: Strategy, decl: Declaration | None = None) -> dict[str, Any]:
+    """The parameters of ``spec`` with its file's defaults filled in (upstream keys left out) and the
+    ``COMMON`` keys it sets (``common``), after checking every key's name and type, and that the entry
+    names an upstream exactly when the file builds on one (``ltbench.config.strategy`` checks that the
+    upstream is a trained strategy). ``decl`` defaults to the declaration read from the strategy's file."""
+    decl = decl or declaration(spec.source)
+    where = f"strategy {spec.name!r} ({spec.source.name})"
+    given = {k: v for k, v in spec.params.items() if k not in UPSTREAM_KEYS and k not in COMMON}
     unknown = sorted(set(given) - set(decl.params))
     if unknown:
         known = ", ".join(sorted(decl.params)) or "none"
         raise ConfigError(f"{where}: unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)};"
-                          f" it knows: {known}")
+                          f" it knows: {known} (and {', '.join(COMMON)}, which every strategy takes)")
     for key, value in given.items():
         if not _fits(value, decl.params[key]):
             raise ConfigError(f"{where}: parameter {key} must be {_kind(decl.params[key])}, got {value!r}")
@@ -109,4 +156,4 @@ def effective(spec: Strategy, decl: Declaration | None = None) -> dict[str, Any]
         raise ConfigError(f"{where}: is {role}; set '{decl.builds_on}:' to the trained strategy it builds on"
                           + (f" (not '{keys[0]}:')" if keys else ""))
     defaults = {k: v[0] if isinstance(v, tuple) else v for k, v in decl.params.items()}
-    return {**defaults, **given}
+    return {**defaults, **given, **common(spec, decl)}

@@ -48,6 +48,7 @@ class Recipe:
     flip: bool
     eval_batch_size: int
     lr_schedule: str = "cosine"  # or "cosine_shifted" (ltbench.train.SCHEDULES); strategies may override it
+    warmup_epochs: int = 0  # linear warm-up of the learning rate (0: none, as in the published recipe)
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,9 @@ def effective_recipe(spec: RunSpec, method: Method) -> Recipe:
     if recipe.lr_schedule not in SCHEDULES:
         raise strategies.StrategyError(f"strategy {spec.strategy.name!r}: unknown lr_schedule {recipe.lr_schedule!r};"
                                        f" known: {', '.join(SCHEDULES)}")
+    if not 0 <= recipe.warmup_epochs <= recipe.epochs:
+        raise strategies.StrategyError(f"strategy {spec.strategy.name!r}: warmup_epochs must lie between 0 and the"
+                                       f" {recipe.epochs} epochs, got {recipe.warmup_epochs}")
     return recipe
 
 
@@ -149,6 +153,13 @@ def cosine_lr(base_lr: float, epoch: int, epochs: int, schedule: str = "cosine")
     return base_lr * 0.5 * (1.0 + math.cos(math.pi * (epoch + SCHEDULES[schedule]) / epochs))
 
 
+def learning_rate(recipe: Recipe, epoch: int) -> float:
+    """The rate of 0-based ``epoch``: the cosine rate times the linear warm-up factor min(1, (e + 1) / W)
+    for W = ``recipe.warmup_epochs`` > 0 (as LDAM-DRW's code warms up: base_lr * e' / W in epochs e' = 1..W)."""
+    rate = cosine_lr(recipe.lr, epoch, recipe.epochs, recipe.lr_schedule)
+    return rate * min(1.0, (epoch + 1) / recipe.warmup_epochs) if recipe.warmup_epochs > 0 else rate
+
+
 class Trainer:
     """Models, optimizer and device-resident data of the runs one job trains side by side: runs of
     one benchmark that share the recipe and the epoch length and differ in seed or strategy (one run
@@ -176,6 +187,8 @@ class Trainer:
         self.offsets = stack_offsets(self.methods, self.device)
         # one loss call for every run where all of them train with plain (weighted) cross-entropy
         self.packed_loss = self.runs > 1 and all(type(m.loss) is CrossEntropy for m in self.methods)
+        self.batch_mean = torch.tensor([getattr(m.loss, "reduction", None) == "batch_mean" for m in self.methods],
+                                       device=self.device) if self.packed_loss else None
         self.cuda = self.device.type == "cuda"
         self.precision = resolve_precision(spec.precision, device)
         self.memory_format = resolve_memory_format(spec.memory_format, device, self.precision)
@@ -223,7 +236,7 @@ class Trainer:
         if self.offsets is not None:
             logits = logits + self.offsets[:, None, :]
         if self.packed_loss:
-            losses = packed_cross_entropy(logits, targets, weights)
+            losses = packed_cross_entropy(logits, targets, weights, self.batch_mean)
         else:
             losses = torch.stack([m.loss(logits[r], targets[r], weights[r]) for r, m in enumerate(self.methods)])
         if hook is not None:  # one run (run_pack never packs a strategy with a feature hook)
@@ -247,7 +260,7 @@ class Trainer:
     def train_epoch(self, epoch: int) -> tuple[list[float], int]:
         """One pass over each run's sample of training images for the epoch (by default every image
         once; the last batch may be smaller); returns each run's mean loss and the images per run."""
-        lr = cosine_lr(self.recipe.lr, epoch, self.recipe.epochs, self.recipe.lr_schedule)
+        lr = learning_rate(self.recipe, epoch)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
@@ -411,7 +424,7 @@ def train_epochs(trainer: Trainer, histories: list[History], tags: list[str], sa
         correct = [correct_per_class(run_logits, labels, trainer.num_classes) for run_logits in logits]
         val_acc = trainer.validate()
         seconds = time.perf_counter() - t0
-        lr = cosine_lr(trainer.recipe.lr, epoch, epochs, trainer.recipe.lr_schedule)
+        lr = learning_rate(trainer.recipe, epoch)
         for r, history in enumerate(histories):
             acc = 100.0 * float(correct[r].sum()) / len(labels)
             history.train_seconds += seconds

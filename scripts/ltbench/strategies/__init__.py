@@ -27,6 +27,9 @@ batch's features and returns the batch loss. A post-hoc strategy (config key ``b
 ``adjust_logits(logits, class_counts, num_classes, config)`` instead, applied to the base
 run's test logits.
 
+Every entry may also set the common keys ``reduction`` and ``recipe`` (ltbench.params.COMMON), which
+``resolve`` applies to the ``Method`` the module builds (``with_common``); the module does not see them.
+
 ``class_counts`` is a float64 tensor of training images per class, in label order;
 ``config`` is a dict with ``imbalance_ratio`` (a number: on a ``natural`` benchmark, the ratio
 n_max / n_min of its data), ``dataset``, ``arch``, ``epochs``, ``total_samples`` and the
@@ -40,7 +43,7 @@ from __future__ import annotations
 
 import importlib
 import threading
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from types import ModuleType
 from typing import Any, Sequence
 
@@ -48,7 +51,7 @@ import torch
 
 from ltbench import models, params
 from ltbench.config import NATURAL, ConfigError, Strategy
-from ltbench.losses import CrossEntropy
+from ltbench.losses import CrossEntropy, Reduced
 from ltbench.samplers import InstanceSampler
 
 HOOKS = ("compute_class_weights", "compute_logit_offsets", "configure", "adjust_logits")
@@ -134,7 +137,23 @@ def resolve(spec: Strategy, class_counts: Sequence[int], context: dict[str, Any]
         extra = _call(spec, module.configure, "its configuration", counts, num_classes, config, as_tensor=False,
                       timeout=timeout)
         _check_configuration(spec, extra)
-    return Method(weights, offsets, getattr(module, "TYPE", "custom"), **extra)
+    return with_common(spec, Method(weights, offsets, getattr(module, "TYPE", "custom"), **extra),
+                       params.common(spec, params.of_module(module)))
+
+
+def with_common(spec: Strategy, method: Method, common: dict[str, Any]) -> Method:
+    """``method`` with the entry's common keys (ltbench.params.COMMON) applied: its ``recipe`` over the
+    recipe overrides the strategy sets itself, its ``reduction`` on the loss (one of ltbench.losses'
+    ``Reduced`` losses; a loss that reduces its own way is a ``StrategyError``)."""
+    changes: dict[str, Any] = {}
+    if "recipe" in common:
+        changes["recipe"] = {**method.recipe, **common["recipe"]}
+    if "reduction" in common:
+        if not isinstance(method.loss, Reduced):
+            raise StrategyError(f"strategy {spec.name!r}: its loss {type(method.loss).__name__} reduces its own way,"
+                                f" so reduction: {common['reduction']} cannot apply")
+        changes["loss"] = method.loss.reduced(common["reduction"])
+    return replace(method, **changes) if changes else method
 
 
 def strategy_config(spec: Strategy, module: ModuleType, counts: torch.Tensor, context: dict[str, Any]) -> dict[str, Any]:
@@ -151,6 +170,7 @@ def strategy_config(spec: Strategy, module: ModuleType, counts: torch.Tensor, co
         own = params.effective(spec, params.of_module(module))
     except ConfigError as exc:
         raise StrategyError(str(exc)) from None
+    own = {k: v for k, v in own.items() if k not in params.COMMON}  # the framework applies those (with_common)
     clash = sorted(set(own) & set(base))
     if clash:
         raise StrategyError(f"strategy {spec.name!r}: parameters {clash} shadow the run context; rename them")

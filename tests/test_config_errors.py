@@ -59,6 +59,14 @@ CASES = {
                        "config.strategies.focal.gamma is inf"),
     "misspelt-param": (lambda c: c["strategies"]["focal"].update(gama=2.0),
                        "strategy 'focal' (focal.py): unknown parameter gama; it knows: beta, form, gamma"),
+    "warmup-longer-than-training": (lambda c: c["recipe"].update(warmup_epochs=201),
+                                    "recipe: warmup_epochs is 201, which does not lie between 0 and the 200 epochs"),
+    "strategy-warmup-longer-than-training": (
+        lambda c: c["strategies"].update(iw={"module": "inverse_freq", "recipe": {"warmup_epochs": 300}}),
+        "strategy 'iw': recipe: warmup_epochs is 300, which does not lie between 0 and the 200 epochs"),
+    "unknown-reduction": (lambda c: c["strategies"]["inverse_freq"].update(reduction="sum"),
+                          "strategy 'inverse_freq' (inverse_freq.py): reduction must be one of weighted_mean,"
+                          " batch_mean, got 'sum'"),
     "stage2-without-stage1": (lambda c: c["strategies"]["weight_balancing"].pop("stage1"),
                                     "is a stage-2 strategy; set 'stage1:' to the trained strategy it builds on"),
 }

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from ltbench.losses import LDAM, CrossEntropy, Focal, SigmoidFocal, SoftmaxBCE, ldam_margins
+from ltbench.losses import LDAM, CrossEntropy, Focal, SigmoidFocal, SoftmaxBCE, ldam_margins, packed_cross_entropy
+from ltbench.train import describe
 
 LOGITS = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]])
 TARGETS = torch.tensor([0, 2])
@@ -30,6 +31,34 @@ def test_focal_by_hand():
     assert Focal(2.0)(LOGITS, TARGETS, w).item() == pytest.approx((3 * terms[0] + terms[1]) / 4, rel=1e-6)
     with pytest.raises(ValueError, match="gamma must be >= 0"):
         Focal(-1.0)
+
+
+@pytest.mark.parametrize("loss", [CrossEntropy(), Focal(2.0), LDAM(torch.tensor([0.1, 0.2, 0.3]), scale=10.0)],
+                         ids=["ce", "focal", "ldam"])
+def test_batch_mean_divides_by_the_batch_size_and_weighted_mean_by_the_weights(loss):
+    w = torch.tensor([3.0, 1.0, 0.5])
+    per_sample = torch.stack([loss(LOGITS[i : i + 1], TARGETS[i : i + 1], ONES) for i in range(2)])
+    weighted = w[TARGETS] * per_sample
+    assert loss(LOGITS, TARGETS, w).item() == pytest.approx((weighted.sum() / w[TARGETS].sum()).item(), rel=1e-6)
+    batch_mean = loss.reduced("batch_mean")
+    assert batch_mean(LOGITS, TARGETS, w).item() == pytest.approx((weighted.sum() / 2).item(), rel=1e-6)
+    # unlike the weighted mean, the batch mean scales with the weights
+    assert batch_mean(LOGITS, TARGETS, 2 * w).item() == pytest.approx(2 * batch_mean(LOGITS, TARGETS, w).item())
+    assert loss.reduction == "weighted_mean" and batch_mean.reduced("weighted_mean").reduction == "weighted_mean"
+    # the default is not written into the run's description, so runs described before keep their description
+    assert "reduction" not in describe(batch_mean.reduced("weighted_mean"))
+    assert "reduction='batch_mean'" in describe(batch_mean)
+    with pytest.raises(ValueError, match="unknown reduction 'sum'"):
+        loss.reduced("sum")
+
+
+def test_packed_cross_entropy_reduces_each_run_its_own_way():
+    torch.manual_seed(0)
+    logits, targets, w = torch.randn(3, 6, 4), torch.randint(0, 4, (3, 6)), torch.rand(3, 4) + 0.1
+    batch_mean = torch.tensor([True, False, True])
+    alone = [CrossEntropy().reduced("batch_mean" if b else "weighted_mean")(logits[r], targets[r], w[r])
+             for r, b in enumerate(batch_mean)]
+    assert torch.allclose(packed_cross_entropy(logits, targets, w, batch_mean), torch.stack(alone), atol=1e-6)
 
 
 def test_ldam_margins_by_hand():

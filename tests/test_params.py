@@ -56,6 +56,29 @@ def test_bad_parameters_name_the_strategy_and_the_key(settings, message):
         params.effective(entry("bad", **settings))
 
 
+@pytest.mark.parametrize("settings, message", [
+    ({"module": "inverse_freq", "reduction": "mean"}, r"reduction must be one of weighted_mean, batch_mean, got 'mean'"),
+    ({"module": "inverse_freq", "recipe": {"epochs": 10}},
+     r"recipe sets epochs, which a strategy cannot set; it may set: lr, momentum, weight_decay, warmup_epochs"),
+    ({"module": "inverse_freq", "recipe": {"weight_decay": -1e-4}}, r"recipe weight_decay must be a number >= 0"),
+    ({"module": "inverse_freq", "recipe": {"warmup_epochs": 2.5}}, r"recipe warmup_epochs must be an integer >= 0"),
+    ({"module": "inverse_freq", "recipe": {"lr": 0}}, r"recipe lr must be above 0"),
+    ({"module": "inverse_freq", "recipe": 0.1}, r"recipe must be a mapping of recipe keys to values"),
+    ({"module": "logit_adjustment_posthoc", "base": "ce", "reduction": "batch_mean"},
+     r"is a post-hoc correction, which trains nothing; reduction cannot apply"),
+])
+def test_bad_common_keys_name_the_strategy_and_the_key(settings, message):
+    with pytest.raises(ConfigError, match=message):
+        params.effective(entry("bad", **settings))
+
+
+def test_common_keys_join_the_parameters_only_away_from_their_defaults():
+    assert params.effective(entry("x", module="inverse_freq", reduction="weighted_mean", recipe={})) == {}
+    assert params.effective(entry("x", module="effective_number", reduction="batch_mean",
+                                  recipe={"warmup_epochs": 5, "weight_decay": 2e-4})) == {
+        "beta": 0.9999, "reduction": "batch_mean", "recipe": {"warmup_epochs": 5, "weight_decay": 2e-4}}
+
+
 def test_declarations_are_read_without_importing_torch():
     code = ("import sys; sys.path.insert(0, 'scripts'); from ltbench import params, config;"
             "[params.declaration(p) for p in config.STRATEGY_DIR.glob('*.py')];"

@@ -160,6 +160,14 @@ RERUN_CASES = {
                          {"train": {"effective_number"}, "stage2": {"weight_balancing"}, "posthoc": {"la_posthoc"},
                           "metrics": {"effective_number", "weight_balancing", "la_posthoc"}}, True),
     "table-code": ("scripts/ltbench/table.py", None, SEMANTIC, {}, True),
+    # a strategy entry's common keys (ltbench.params.COMMON) are its parameters; stating a default is not a change
+    "strategy-reduction": (TINY, "beta: 0.99}", "beta: 0.99, reduction: batch_mean}",
+                           {"train": {"effective_number"}, "metrics": {"effective_number"}}, True),
+    "strategy-recipe": (TINY, "beta: 0.99}", "beta: 0.99, recipe: {warmup_epochs: 1}}",
+                        {"train": {"effective_number"}, "metrics": {"effective_number"}}, True),
+    "strategy-reduction-default": (TINY, "beta: 0.99}", "beta: 0.99, reduction: weighted_mean, recipe: {}}", {}, False),
+    # a recipe option at its neutral value (ltbench.config.RECIPE_OPTIONS) is the published recipe
+    "recipe-option-default": (TINY, "eval_batch_size: 16", "eval_batch_size: 16\n  warmup_epochs: 0", {}, False),
     # the metrics beyond top-1 are computed from the saved predictions: their code reruns no training
     "calibration-code": ("scripts/ltbench/calibration.py", None, SEMANTIC, {"metrics": EVERY}, True),
     "test-prior-code": ("scripts/ltbench/priors.py", None, SEMANTIC, {"metrics": EVERY}, True),

@@ -12,7 +12,7 @@ import torch
 from ltbench.config import Benchmark, Strategy
 from ltbench.devices import DeviceError
 from ltbench.strategies import StrategyError
-from ltbench.train import Recipe, RunSpec, cosine_lr, run
+from ltbench.train import Recipe, RunSpec, cosine_lr, learning_rate, run
 
 RECIPE = Recipe(epochs=2, batch_size=8, lr=0.05, momentum=0.9, weight_decay=5e-4, crop_padding=4, flip=True,
                 eval_batch_size=16)
@@ -96,6 +96,27 @@ def test_cosine_schedule():
     assert cosine_lr(0.1, 0, 200) == pytest.approx(0.1)
     assert cosine_lr(0.1, 100, 200) == pytest.approx(0.05)
     assert cosine_lr(0.1, 199, 200) == pytest.approx(0.1 * 0.5 * (1 + np.cos(np.pi * 199 / 200)))
+
+
+def test_linear_warmup_scales_the_first_epochs_of_the_cosine_schedule():
+    recipe = replace(RECIPE, lr=0.1, epochs=200)
+    assert [learning_rate(recipe, e) for e in (0, 100)] == [cosine_lr(0.1, 0, 200), cosine_lr(0.1, 100, 200)]
+    warm = replace(recipe, warmup_epochs=5)  # as LDAM-DRW: lr * e / 5 in epochs e = 1..5
+    assert [learning_rate(warm, e) for e in range(5)] == pytest.approx([cosine_lr(0.1, e, 200) * (e + 1) / 5
+                                                                         for e in range(5)])
+    assert learning_rate(warm, 0) == pytest.approx(0.02)
+    assert [learning_rate(warm, e) for e in (5, 150)] == [cosine_lr(0.1, 5, 200), cosine_lr(0.1, 150, 200)]
+
+
+def test_a_strategy_entry_sets_its_recipe_and_reduction_and_the_run_records_them(subset, tmp_path):
+    history = run(spec(subset, tmp_path, "iw", "inverse_freq", epochs=2,
+                       params={"recipe": {"warmup_epochs": 2, "weight_decay": 1e-4}, "reduction": "batch_mean"}))
+    assert [e["lr"] for e in history["epochs"]] == pytest.approx([0.025, cosine_lr(0.05, 1, 2)])
+    assert history["recipe"]["warmup_epochs"] == 2 and history["recipe"]["weight_decay"] == 1e-4
+    assert history["method"]["loss"] == "CrossEntropy(reduction='batch_mean')"
+    assert history["strategy"]["params"]["reduction"] == "batch_mean"
+    with pytest.raises(StrategyError, match="reduces its own way, so reduction: batch_mean cannot apply"):
+        run(spec(subset, tmp_path / "cui", "cui", "focal", params={"form": "sigmoid", "reduction": "batch_mean"}))
 
 
 def crash_in_epoch(monkeypatch, epoch: int, train, specs) -> None:

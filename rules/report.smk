@@ -71,6 +71,13 @@ rule plot_benchmark:
             subcategory="{benchmark}",
             labels={"figure": "accuracy across test priors, reliability"},
         ),
+        differences=report(
+            "results/plots/benchmarks/{benchmark}/differences.png",
+            caption="../report/differences.rst",
+            category="2. Benchmarks",
+            subcategory="{benchmark}",
+            labels={"figure": "paired difference to the reference"},
+        ),
     log:
         "results/logs/report/plot_benchmark/{benchmark}.log",
     conda:

@@ -1,6 +1,8 @@
 rule table:
     input:
         metrics=all_runs(rules.metrics.output.metrics),
+        # make_table reads each run's history.json beside its metrics.json (its epochs' length)
+        histories=all_runs(f"{RUN}/history.json"),
     output:
         csv="results/table.csv",
         md="results/table.md",

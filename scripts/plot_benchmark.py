@@ -1,5 +1,5 @@
 """Snakemake rule ``plot_benchmark``: a benchmark's metrics.json and history.json files -> per-class,
-shot-group, overlaid learning-curve, and test-prior and reliability figures."""
+shot-group, overlaid learning-curve, test-prior and reliability, and paired-difference figures."""
 
 from ltbench import plots
 from ltbench.io import read_json
@@ -10,8 +10,8 @@ def plot_benchmark(metrics_paths: list[str], history_paths: list[str], outputs: 
                    strategies: list[str], reference: str) -> None:
     """Per-class accuracy against class size (with the difference to ``reference``), many/medium/few-shot
     bars, all strategies' learning curves, and accuracy across test priors beside the reliability diagrams,
-    each strategy over its seeds. ``outputs`` maps ``per_class``, ``shots``, ``curves`` and ``robustness`` to
-    their PNG paths."""
+    each strategy over its seeds, and every strategy's paired difference to ``reference``. ``outputs`` maps
+    ``per_class``, ``shots``, ``curves``, ``robustness`` and ``differences`` to their PNG paths."""
     records = [read_json(path) for path in metrics_paths]
     styles = plots.strategy_styles(strategies)
     counts = records[0]["class_counts"]
@@ -21,6 +21,7 @@ def plot_benchmark(metrics_paths: list[str], history_paths: list[str], outputs: 
     plots.save(plots.shot_figure(shots, counts, styles, benchmark), outputs["shots"])
     runs = plots.group_by_strategy(records, strategies)
     plots.save(plots.robustness_figure(runs, counts, styles, benchmark), outputs["robustness"])
+    plots.save(plots.difference_figure(runs, reference, styles, benchmark), outputs["differences"])
     curves, defer_epochs, left_out = plots.training_curves((read_json(p) for p in history_paths), strategies)
     figure = plots.benchmark_curves_figure(curves, defer_epochs, styles, len(counts), benchmark, left_out)
     plots.save(figure, outputs["curves"])

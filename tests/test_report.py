@@ -34,7 +34,8 @@ def expected_figures() -> list[str]:
     benchmarks = sorted({b for b, _, _ in tiny_runs()})
     figures = [f"results/plots/runs/{b}/{s}/seed{seed}/{name}.png"
                for b, s, seed in tiny_runs() for name in ("curves", "confusion")]
-    figures += [f"results/plots/benchmarks/{b}/{name}.png" for b in benchmarks for name in ("curves", "per_class", "shots", "robustness")]
+    figures += [f"results/plots/benchmarks/{b}/{name}.png" for b in benchmarks for name in ("curves", "per_class", "shots", "robustness",
+                                                                                         "differences")]
     subsets = {(config["benchmarks"][b]["dataset"], config["benchmarks"][b]["imbalance_ratio"]) for b in benchmarks}
     figures += sorted(f"results/plots/data/{dataset}-lt{format_ratio(ratio)}.png" for dataset, ratio in subsets)
     return figures
@@ -157,6 +158,25 @@ def test_shot_bars_keep_points_and_labels_inside_0_100():
     assert texts_inside(ax)
     ticks = [t.get_text() for t in ax.get_xticklabels()]
     assert ticks[1].endswith("\n1 class") and ticks[0].endswith("\n2 classes")
+
+
+def test_difference_figure_draws_the_paired_means_intervals_and_seeds():
+    def run(strategy, seed, acc):
+        return {"strategy": strategy, "seed": seed, "best_balanced_acc": acc}
+
+    runs = {"ce": [run("ce", s, a) for s, a in enumerate([50.0, 52.0, 54.0])],
+            "iw": [run("iw", s, a) for s, a in enumerate([45.0, 48.0, 48.0])],  # d = -5, -4, -6
+            "bs": [run("bs", 1, 60.0)]}  # one paired seed: a mean, no interval
+    fig = plots.difference_figure(runs, "ce", plots.strategy_styles(list(runs)), "bench")
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels[0].startswith("iw  -5.00 [") and labels[0].endswith("(n=3)") and labels[1] == "bs  +8.00 (n=1)"
+    diamonds = [line for line in ax.lines if line.get_marker() == "D"]
+    assert [float(d.get_xdata()[0]) for d in diamonds] == [-5.0, 8.0]
+    seeds = sorted(x for c in ax.collections for x, _ in c.get_offsets())
+    assert seeds == [-6.0, -5.0, -4.0, 8.0]
+    lone = plots.difference_figure({"iw": runs["iw"]}, "ce", plots.strategy_styles(["iw"]), "bench")
+    assert "no runs of ce to compare with" in [t.get_text() for t in lone.axes[0].texts]
 
 
 def test_plural():

@@ -51,7 +51,22 @@ def record(bench: str, strategy: str, seed: int, acc: float) -> dict:
         "best_shot_acc": {"many": acc + 10, "medium": acc, "few": None if strategy == "wb_stage1" else acc - 20},
         "best_per_class_acc": [acc + c for c in range(classes)],
         "provenance": {"device_name": "cpu", "train_seconds": 1.5, "commit": "abc123"},
+        "class_counts": [100] * classes, "strategy_params": PARAMS.get(strategy, {}),
     }
+
+
+PARAMS = {"wb_stage1": {"weight_decay": 0.005}, "la_posthoc": {"base": "ce", "tau": 1.0}}
+
+
+def write_run(folder, metrics: dict, epoch_images: int | None = None) -> str:
+    """A run folder as the workflow leaves it: the sealed metrics.json and a history.json whose epochs each
+    visit ``epoch_images`` training images (default: one pass, the sum of the class counts); returns the
+    metrics' path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    images = epoch_images or sum(metrics["class_counts"])
+    write_json(folder / "history.json", {"epochs": [{"train_images": images}] * metrics["epochs"]})
+    write_json(folder / "metrics.json", seal(metrics, {}))
+    return str(folder / "metrics.json")
 
 
 @pytest.fixture(scope="module")
@@ -183,17 +198,40 @@ def test_reference_without_runs_gives_no_difference_column(runs):
 
 
 def test_make_table_writes_csv_markdown_and_latex(tmp_path):
-    paths = []
-    for s in ("ce", "inverse_freq"):
-        for seed in range(2):
-            paths.append(str(tmp_path / f"{s}{seed}.json"))
-            write_json(paths[-1], seal(record("resnet32-cifar10lt", s, seed, ACC[s][seed]), {}))
+    paths = [write_run(tmp_path / s / f"seed{seed}", record("resnet32-cifar10lt", s, seed, ACC[s][seed]))
+             for s in ("ce", "inverse_freq") for seed in range(2)]
     out = {ext: tmp_path / f"table.{ext}" for ext in ("csv", "md", "tex")}
     make_table(paths, str(out["csv"]), str(out["md"]), str(out["tex"]), ["resnet32-cifar10lt"], ["ce", "inverse_freq"],
                "ce")
     assert len(pd.read_csv(out["csv"])) == 4
     assert re.search(r"\| inverse_freq \| .* \| \+2\.00 \[\+2\.00, \+2\.00\] \(n=2\) \|", out["md"].read_text())
     assert out["tex"].read_text().startswith("% Made by rule table")
+
+
+def test_a_row_whose_epochs_are_not_one_pass_is_marked_and_every_row_names_its_parameters(tmp_path):
+    """Oversampling's epochs hold several passes' steps: the table says so in the row and the legend."""
+    paths = [write_run(tmp_path / s / f"seed{seed}", record("resnet32-cifar10lt", s, seed, ACC[s][seed]),
+                       epoch_images={"inverse_freq": 4000, "wb_stage1": 1030}.get(s))
+             for s in ("ce", "inverse_freq", "wb_stage1") for seed in range(2)]
+    out = {ext: tmp_path / f"table.{ext}" for ext in ("csv", "md", "tex")}
+    make_table(paths, str(out["csv"]), str(out["md"]), str(out["tex"]), ["resnet32-cifar10lt"],
+               ["ce", "inverse_freq", "wb_stage1"], "ce")
+    md, tex = out["md"].read_text(), out["tex"].read_text()
+    assert "| inverse_freq‡ |" in md and "| ce (baseline) |" in md and "| wb_stage1 |" in md  # 1.03 passes: within
+    assert "‡ Its epochs visit another number of training images than one pass" in md
+    assert "(inverse_freq: 4.00× on resnet32-cifar10lt)" in md
+    assert "Parameters of the rows (as configured; the others' defaults are in their strategy files): wb_stage1:" \
+           " weight_decay 0.005." in md
+    assert r"inverse\_freq$^\ddagger$" in tex and r"$^\ddagger$: epochs of another number" in tex
+    assert pd.read_csv(out["csv"]).groupby("strategy")["epoch_images"].first().to_dict() == {
+        "ce": 1000, "inverse_freq": 4000, "wb_stage1": 1030}
+
+
+def test_parameters_read_as_words():
+    assert table.parameters({}) == ""
+    assert table.parameters({"beta": 0.9999, "defer_epoch": None, "form": "sigmoid"}) == "beta 0.9999, form sigmoid"
+    assert table.parameters({"reduction": "batch_mean", "recipe": {"warmup_epochs": 5, "weight_decay": 0.0002}}) == \
+        "reduction batch_mean, recipe warmup_epochs 5, recipe weight_decay 0.0002"
 
 
 def test_latex_caption_counts_seeds(runs):
@@ -206,7 +244,7 @@ def test_latex_caption_counts_seeds(runs):
 def test_an_edited_or_damaged_metrics_record_never_reaches_the_table(tmp_path):
     path = tmp_path / "metrics.json"
     out = [str(tmp_path / f"t.{ext}") for ext in ("csv", "md", "tex")]
-    write_json(path, seal(record("resnet32-cifar10lt", "ce", 0, 50.0), {"history.json": "ab"}))
+    write_run(tmp_path, record("resnet32-cifar10lt", "ce", 0, 50.0))
     make_table([str(path)], *out, ["resnet32-cifar10lt"], ["ce"], "ce")  # sealed: accepted
     edited = read_json(path)
     edited["best_test_acc"] = 99.0

@@ -444,6 +444,50 @@ def shot_figure(shots: dict[str, list[dict[str, float | None]]], class_counts: S
     return fig
 
 
+def difference_figure(runs: dict[str, list[dict[str, Any]]], reference: str, styles: dict[str, Style],
+                      title: str) -> Figure:
+    """Per strategy other than ``reference`` (one row each, in config order): its class-balanced accuracy minus
+    the reference's, paired by seed, d_s = x_s - r_s over the seeds both have (``best_balanced_acc`` of the
+    metrics records ``runs`` {strategy: records}); the mean of d_s with its 95% t-interval
+    (``stats.paired_difference``) as a bar, each d_s as a dot, and a zero line. Without the reference's runs
+    the figure says so."""
+    from ltbench import stats
+
+    def by_seed(name: str) -> dict[int, float]:
+        return {int(r["seed"]): float(r["best_balanced_acc"]) for r in runs.get(name, [])}
+
+    others = [name for name in runs if name != reference]
+    fig = Figure(figsize=(8, 1.2 + 0.45 * max(1, len(others))), layout="constrained")
+    ax = fig.subplots()
+    fig.suptitle(f"{title}: class-balanced accuracy minus {reference}'s, paired by seed\n"
+                 "diamond: mean, bar: 95% t-interval, dots: seeds", fontsize=10)
+    ax.set(xlabel=f"difference to {reference} (points; above 0: better than {reference})")
+    if reference not in runs or not others:
+        ax.text(0.5, 0.5, f"no runs of {reference} to compare with" if others else "no other strategy",
+                ha="center", va="center", transform=ax.transAxes)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return fig
+    ref = by_seed(reference)
+    ax.axvline(0, color="black", linewidth=1.2, zorder=1)
+    labels = []
+    for y, name in enumerate(others):
+        mine = by_seed(name)
+        diff = stats.paired_difference(mine, ref)
+        seeds = [mine[s] - ref[s] for s in sorted(set(mine) & set(ref))]
+        color = styles[name].color
+        if not np.isnan(diff.lo):
+            ax.plot([diff.lo, diff.hi], [y, y], color=color, linewidth=3, solid_capstyle="butt", alpha=0.6)
+        ax.plot([diff.mean], [y], marker="D", color=color, markersize=7)
+        ax.scatter(seeds, [y] * len(seeds), s=14, color="black", zorder=3, linewidths=0)
+        labels.append(f"{name}  {diff.mean:+.2f}" + ("" if np.isnan(diff.lo) else f" [{diff.lo:+.2f}, {diff.hi:+.2f}]")
+                      + f" (n={diff.n})")
+    ax.set_yticks(range(len(others)), labels, fontsize=8)
+    ax.set_ylim(len(others) - 0.5, -0.5)
+    ax.grid(alpha=0.3, axis="x")
+    return fig
+
+
 def bar_labels(ax, xs: np.ndarray, means: np.ndarray, tops: np.ndarray) -> None:
     """Each bar's mean as text above its highest point, or just inside the bar's top where that would
     leave the 0-100 axis."""

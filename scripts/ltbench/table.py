@@ -27,10 +27,11 @@ ROBUSTNESS = {"best_ece": -1, "best_nll": -1, "best_confidence": 0, "best_worst_
 EPOCHS = {"best": "best", "last": "final"}
 EPOCH_COLUMNS = [f"{prefix}_{m}" for prefix in EPOCHS.values() for m in EPOCH_METRICS + PRIOR_METRICS]
 RUN_COLUMNS = [
-    "benchmark", "arch", "dataset", "imbalance_ratio", "strategy", "type", "stage", "builds_on", "seed",
+    "benchmark", "arch", "dataset", "imbalance_ratio", "strategy", "params", "type", "stage", "builds_on", "seed",
     "num_classes", "test_images", "test_balanced", "best_test_acc", "best_test_acc_lo", "best_test_acc_hi",
     "collapsed", "best_epoch", "final_test_acc", "many_acc", "medium_acc", "few_acc", "many_classes",
-    "medium_classes", "few_classes", "gap_groups", *EPOCH_COLUMNS, "epochs", "val_selected_epoch",
+    "medium_classes", "few_classes", "gap_groups", *EPOCH_COLUMNS, "epochs", "epoch_images", "pass_images",
+    "val_selected_epoch",
     "val_selected_val_acc", "val_selected_test_acc", "device_name", "precision", "train_seconds", "commit",
 ]
 CLASS_COLUMN = "class_acc_{}"  # best-epoch accuracy of class c (classes in label order)
@@ -39,15 +40,41 @@ TYPE_ORDER = ["static reweighting", "logit adjustment", "loss", "resampling", "d
               "synthesis"]
 
 
+# A strategy whose epochs visit more or fewer images than one pass over the training set by more than this
+# factor's distance from 1 is marked in the table (its epochs hold more or fewer SGD steps than the others').
+EPOCH_LENGTH_TOLERANCE = 1.05
+
+
+def epoch_images(history: dict[str, Any]) -> float:
+    """The training images an epoch of the run visited, averaged over its epochs (history.json's
+    ``train_images``): its sampler's epoch length, one pass over the data for most strategies."""
+    return sum(e["train_images"] for e in history["epochs"]) / len(history["epochs"])
+
+
+def parameters(params: dict[str, Any]) -> str:
+    """A strategy entry's parameters as 'beta 0.9999, gamma 1' (keys in the entry's order; nested values as
+    'recipe warmup_epochs 5'; an empty entry: '')."""
+    def flat(prefix: str, value: Any) -> list[str]:
+        if isinstance(value, dict):
+            return [part for k, v in value.items() for part in flat(f"{prefix} {k}".strip(), v)]
+        return [f"{prefix} {value:g}" if isinstance(value, float) else f"{prefix} {value}"]
+
+    return ", ".join(part for k, v in params.items() if v is not None for part in flat(k, v))
+
+
 def run_row(r: dict[str, Any]) -> dict[str, Any]:
     """One run's row: its metrics at the best epoch, the Wilson 95% interval of its accuracy over the
     test images, whether it collapsed (``stats.collapsed`` of the headline), the head and tail groups of the
-    gap ('many-few'), the ``EPOCH_COLUMNS`` of the best and the final epoch, and one column per class."""
+    gap ('many-few'), the ``EPOCH_COLUMNS`` of the best and the final epoch, the strategy's ``parameters``,
+    the images a training epoch visited (``epoch_images``, where the record carries it) against one pass
+    over the training set, and one column per class."""
     lo, hi = stats.wilson_interval(r["best_correct"], r["test_images"])
     prov = r["provenance"]
     return {
         **{k: r[k] for k in ("benchmark", "arch", "dataset", "imbalance_ratio", "strategy", "type", "stage",
                              "builds_on", "seed", "num_classes", "test_images", "test_balanced", "best_test_acc")},
+        "params": parameters(r.get("strategy_params") or {}),
+        "epoch_images": r.get("epoch_images"), "pass_images": sum(r["class_counts"]),
         "best_test_acc_lo": lo, "best_test_acc_hi": hi,
         "collapsed": stats.collapsed(r["best_balanced_acc"], r["num_classes"]),
         "gap_groups": "-".join(r["gap_groups"] or ()) or None,
@@ -87,8 +114,14 @@ def row_order(runs: pd.DataFrame, strategies: list[str]) -> list[str]:
 
 
 def strategy_info(runs: pd.DataFrame, strategies: list[str]) -> pd.DataFrame:
-    """Per strategy, in table order: its type, stage (train, stage2, posthoc) and the strategy it builds on."""
-    info = runs.groupby("strategy")[["type", "stage", "builds_on"]].first()
+    """Per strategy, in table order: its type, stage (train, stage2, posthoc), the strategy it builds on, its
+    parameters, and ``epoch_length``: {benchmark: mean over its runs of epoch images / one pass} where that
+    differs from 1 by more than ``EPOCH_LENGTH_TOLERANCE`` (empty for most strategies)."""
+    info = runs.groupby("strategy")[["type", "stage", "builds_on", "params"]].first()
+    scale = (runs["epoch_images"].astype(float) / runs["pass_images"]).groupby([runs["strategy"], runs["benchmark"]]).mean()
+    off = scale[(scale > EPOCH_LENGTH_TOLERANCE) | (scale < 1 / EPOCH_LENGTH_TOLERANCE)]
+    info["epoch_length"] = [{b: float(v) for (_, b), v in off[off.index.get_level_values(0) == s].items()}
+                            for s in info.index]
     return info.reindex(row_order(runs, strategies))
 
 

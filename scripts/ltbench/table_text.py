@@ -88,9 +88,14 @@ def builds_on(info: pd.Series) -> str:
     return f"{STAGE_NAMES[info['stage']]} {info['builds_on']}" if info["stage"] in STAGE_NAMES else ""
 
 
-def strategy_label(name: str, reference: str) -> str:
-    """The strategy's name; the reference strategy is labelled the baseline."""
-    return f"{name} (baseline)" if name == reference else name
+LENGTH_MARK = "‡"  # a strategy whose epochs are not one pass over the training images (table.EPOCH_LENGTH_TOLERANCE)
+
+
+def strategy_label(t: Tables, name: str) -> str:
+    """The strategy's name; the reference strategy is labelled the baseline, and a strategy whose epochs
+    visit more or fewer images than one pass is marked ``LENGTH_MARK``."""
+    mark = LENGTH_MARK if t.strategies.loc[name, "epoch_length"] else ""
+    return f"{name}{mark} (baseline)" if name == t.reference else name + mark
 
 
 def markdown_table(header: list[str], rows: list[list[str]], left: int = 1, align: str = "") -> str:
@@ -155,7 +160,7 @@ def main_row(t: Tables, strategy: str) -> list[str]:
     """Markdown cells of one strategy: type, builds on, per benchmark the groups (best bold, collapsed runs
     counted in 'all') and the difference to the reference, then the mean rank."""
     info = t.strategies.loc[strategy]
-    row = [strategy_label(strategy, t.reference), info["type"], builds_on(info) or DASH]
+    row = [strategy_label(t, strategy), info["type"], builds_on(info) or DASH]
     for bench in t.benchmarks.index:
         row += [group_cell(t, bench, strategy, group) for group in GROUPS]
         if has_differences(t):
@@ -190,13 +195,13 @@ def markdown_cell(summary: pd.Series | None, note: str = "", extra_digits: int =
 
 def robustness_row(t: Tables, strategy: str) -> list[str]:
     """Markdown cells of one strategy in the second table: per benchmark, every ``ROBUSTNESS`` metric."""
-    return [strategy_label(strategy, t.reference)] + [
+    return [strategy_label(t, strategy)] + [
         robustness_text(t, bench, strategy, column, markdown_cell) for bench in t.benchmarks.index for column in ROBUSTNESS]
 
 
 def interval_row(t: Tables, strategy: str, cells: pd.DataFrame, groups) -> list[str]:
     """Markdown cells of one strategy: per benchmark and group of ``cells``, the 95% t-interval of the mean."""
-    row = [strategy_label(strategy, t.reference)]
+    row = [strategy_label(t, strategy)]
     for bench in t.benchmarks.index:
         for group in groups:
             key = (bench, strategy, group)
@@ -250,7 +255,25 @@ def legend(t: Tables) -> list[str]:
                      "not distinguishable from zero (the interval contains 0, or a single paired seed).")
     else:
         lines.append(f"The reference strategy {t.reference!r} has no runs in this table: no difference column.")
-    return lines
+    return lines + length_legend(t) + parameter_legend(t)
+
+
+def length_legend(t: Tables) -> list[str]:
+    """The legend line of ``LENGTH_MARK`` with each marked strategy's epoch length per benchmark (none if none)."""
+    marked = [(s, lengths) for s, lengths in t.strategies["epoch_length"].items() if lengths]
+    if not marked:
+        return []
+    each = "; ".join(f"{s}: " + ", ".join(f"{v:.2f}× on {b}" for b, v in lengths.items()) for s, lengths in marked)
+    return [f"{LENGTH_MARK} Its epochs visit another number of training images than one pass over the training set, "
+            f"so an epoch holds that many times the SGD steps of the other rows' epochs ({each}); its row compares "
+            "strategies at equal epochs, not at equal steps."]
+
+
+def parameter_legend(t: Tables) -> list[str]:
+    """The legend line naming the parameters each row was configured with (none if no row has any)."""
+    rows = [f"{s}: {p}" for s, p in t.strategies["params"].items() if p]
+    return ["Parameters of the rows (as configured; the others' defaults are in their strategy files): "
+            + "; ".join(rows) + "."] if rows else []
 
 
 ROBUSTNESS_LEGEND = (
@@ -286,7 +309,7 @@ def ratio_section(t: Tables) -> list[str]:
         for arch in archs:  # a grid over architectures too: one table per architecture
             benches = [b for b in members if t.benchmarks.loc[b, "arch"] == arch]
             header = ["strategy", *(f"ratio {format_ratio(t.benchmarks.loc[b, 'imbalance_ratio'])}" for b in benches)]
-            rows = [[strategy_label(s, t.reference), *(group_cell(t, b, s, "all") for b in benches)]
+            rows = [[strategy_label(t, s), *(group_cell(t, b, s, "all") for b in benches)]
                     for s in t.strategies.index]
             title = f"{grid}, {arch_name(arch)}" if len(archs) > 1 else grid
             out += [f"### {title}", "", markdown_table(header, rows), ""]
@@ -309,7 +332,7 @@ def validation_section(t: Tables) -> list[str]:
         return []
     rows = []
     for strategy in t.strategies.index:
-        row = [strategy_label(strategy, t.reference)]
+        row = [strategy_label(t, strategy)]
         for bench in t.benchmarks.index:
             key = (bench, strategy)
             row.append(mean_std(t.validation.loc[key]) if key in t.validation.index else DASH)
@@ -360,7 +383,8 @@ def markdown_report(t: Tables) -> str:
 def latex_escape(text: Any) -> str:
     """``text`` with LaTeX's special characters escaped."""
     special = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-               "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+               "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+               LENGTH_MARK: r"$^\ddagger$"}
     return "".join(special.get(ch, ch) for ch in str(text))
 
 
@@ -409,7 +433,7 @@ def latex_grid(t: Tables, caption: str, label: str, headers: Callable[[str], lis
         if info["type"] != previous:
             lines += [r"\midrule", rf"\multicolumn{{{ncols}}}{{l}}{{\textit{{{latex_escape(info['type'])}}}}} \\"]
             previous = info["type"]
-        name = latex_escape(strategy_label(strategy, t.reference))
+        name = latex_escape(strategy_label(t, strategy))
         name += f" ({latex_escape(builds_on(info))})" if builds_on(info) else ""
         row = [name, *(c for b in benches for c in cells(b, strategy))]
         row += [number(t.ranks.get(strategy, math.nan), 1)] * rank
@@ -440,7 +464,9 @@ def latex_table(t: Tables) -> str:
                + (" Where a test set is not balanced, the pooled accuracy over its images follows in parentheses."
                   if unbalanced else "")
                + (rf" $^\dagger$: a seed collapsed (all-class accuracy below {stats.COLLAPSE_FACTOR:g}$\times$ chance)."
-                  if collapsed else ""))
+                  if collapsed else "")
+               + (r" $^\ddagger$: epochs of another number of images than one pass over the training set (more or"
+                  r" fewer steps per epoch than the other rows)." if t.strategies["epoch_length"].map(bool).any() else ""))
     main = latex_grid(t, caption, "tab:main-results", lambda b: [latex_escape(group_label(t, b, g).capitalize())
                                                                  for g in GROUPS],
                       lambda b, s: latex_accuracy(t, b, s), rank=True)

@@ -5,6 +5,7 @@
     python scripts/results.py publish              # results/runs/*/metrics.json -> docs/results/
     python scripts/results.py --config configs/cpu.yaml publish --docs docs/results/cpu  # the CPU-scale runs
     python scripts/results.py --config docs/novel-strategy.yaml select --candidates novel_...  # the protocol's choice
+    python scripts/results.py fidelity docs/results/cpu docs/results  # CPU-scale verdicts against the full recipe's
 
 ``import`` takes the archives that a lent GPU's call (``scripts/speed/loan.py``) brings back (runs filled
 into archives of at most 15.5 MiB by ``scripts/speed/pack_runs.py``; members
@@ -27,6 +28,9 @@ commit, device, precision, torch, training time). Runs of another scale (the CPU
 the development runs published in ``--docs``, writes ``selection.md`` there and prints the selected
 configuration; it refuses while any run of the stage's matrix is missing. ``compare`` writes
 ``comparison-<strategy>.md``: that strategy against each baseline, per benchmark and shot group, paired by seed.
+``fidelity`` compares two published sets (folders such as ``docs/results/cpu`` and ``docs/results``) per data set and
+imbalance ratio (``ltbench.fidelity``): Kendall's τ of their rankings, the signs of each strategy's difference to the
+reference that agree, the correlation of those differences; it prints the markdown or writes it to ``--output``.
 Run them from the repository root.
 """
 
@@ -45,6 +49,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from ltbench import cli, grids
 from ltbench import config as cfg
 from ltbench.config import MODEL_FILE, RUN_FILES
@@ -57,7 +63,7 @@ TIMINGS = ("results/timings/train/{benchmark}/{strategy}/seed{seed}.tsv",
            "results/timings/train/{benchmark}/{strategy}/seeds.tsv")
 PUBLISHED_FILES = ("metrics.json", "history.json")  # what a run leaves in docs/results/
 PROVENANCE_KEYS = ("commit", "torch_version", "device_name", "train_seconds")
-BENCHMARK_FIGURES = ("per_class", "shots", "curves", "robustness")  # rule plot_benchmark's outputs
+BENCHMARK_FIGURES = ("per_class", "shots", "curves", "robustness", "differences")  # rule plot_benchmark's outputs
 RETRAINING_RULES = ("materialize", "train", "stage2", "posthoc")  # a dry run after import plans none
 DOCS = Path("docs/results")
 RUNS_ROOT = Path(cfg.RUN_DIR.split("{")[0])  # results/runs/
@@ -530,6 +536,36 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def published_runs(docs: Path) -> pd.DataFrame:
+    """``table.runs_frame`` of every run published in ``docs`` (``committed_metrics``); ``ResultsError`` if none."""
+    from ltbench import table
+
+    records = committed_metrics(docs)
+    if not records:
+        raise ResultsError(f"{docs}: no published run (no {docs}/runs/<benchmark>/<strategy>/seed<k>/metrics.json)")
+    return table.runs_frame(records.values())
+
+
+def cmd_fidelity(args: argparse.Namespace) -> int:
+    """``fidelity``: set A against set B (``ltbench.fidelity``), per data set and ratio both published. Prints the
+    markdown, or writes it to ``--output`` and prints its summary table."""
+    from ltbench import fidelity
+
+    names = (args.set_a, args.set_b)
+    try:
+        result = fidelity.fidelity(*(published_runs(Path(name)) for name in names), names,
+                                   args.reference or fidelity.REFERENCE)
+    except fidelity.FidelityError as err:
+        raise ResultsError(str(err)) from None
+    if args.output:
+        write_text(Path(args.output), fidelity.markdown(result))
+        print(f"wrote {args.output}")
+        print(fidelity.summary_table(result))
+    else:
+        print(fidelity.markdown(result), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_config(parser, help="a config file merged into config.yaml, as snakemake --configfile does (repeat"
@@ -552,6 +588,13 @@ def main(argv: list[str] | None = None) -> int:
     com.add_argument("--strategy", required=True)
     com.add_argument("--baselines", nargs="+", help="default: the matrix's other strategies")
     com.set_defaults(func=cmd_compare)
+    fid = sub.add_parser("fidelity", help="how far two published result sets agree, per data set and ratio:"
+                                          " Kendall's τ of the rankings, signs of the differences to the reference")
+    fid.add_argument("set_a", metavar="A", help="a published result set (a folder with runs/), e.g. docs/results/cpu")
+    fid.add_argument("set_b", metavar="B", help="the set it is checked against, e.g. docs/results")
+    fid.add_argument("--reference", help="the strategy every difference is taken to (default: ce)")
+    fid.add_argument("--output", metavar="FILE", help="write the markdown there instead of printing it")
+    fid.set_defaults(func=cmd_fidelity)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

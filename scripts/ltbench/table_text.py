@@ -263,7 +263,8 @@ def length_legend(t: Tables) -> list[str]:
     marked = [(s, lengths) for s, lengths in t.strategies["epoch_length"].items() if lengths]
     if not marked:
         return []
-    each = "; ".join(f"{s}: " + ", ".join(f"{v:.2f}× on {b}" for b, v in lengths.items()) for s, lengths in marked)
+    each = "; ".join(f"{s}: " + ", ".join(f"{lengths[b]:.2f}× on {b}" for b in t.benchmarks.index if b in lengths)
+                     for s, lengths in marked)
     return [f"{LENGTH_MARK} Its epochs visit another number of training images than one pass over the training set, "
             f"so an epoch holds that many times the SGD steps of the other rows' epochs ({each}); its row compares "
             "strategies at equal epochs, not at equal steps."]

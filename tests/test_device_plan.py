@@ -38,11 +38,11 @@ def test_a_unit_too_large_for_one_archive_goes_back_run_by_run(tmp_path, monkeyp
         assert sorted(tar.getnames()) == ["results/runs/b/s/seed1/history.json", "results/runs/b/s/seed1/predictions.npz"]
 
 
-def tiny_loan_tree(tmp_path, seeds=(0, 1)):
+def tiny_loan_tree(tmp_path, seeds=(0, 1), test_per_class=3):
     """A copy of scripts/ with a carried tiny subset (results/data/carried.tar.xz) and a config of two
     ResNet-8 benchmarks on it, as a lent machine would have them."""
     shutil.copytree(REPO / "scripts", tmp_path / "scripts", ignore=shutil.ignore_patterns("__pycache__"))
-    write_image_folder(tmp_path / "folder", num_classes=4, train_per_class=10, test_per_class=3)
+    write_image_folder(tmp_path / "folder", num_classes=4, train_per_class=10, test_per_class=test_per_class)
     subset = tmp_path / "results/data/folder-lt5"
     data.materialize("imagefolder", str(tmp_path / "folder"), 5, 0, str(subset / "index.json"),
                      str(subset / "cache.npz"))
@@ -58,37 +58,71 @@ def tiny_loan_tree(tmp_path, seeds=(0, 1)):
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
 
 
+def run_loan(tree, *args: str) -> tuple[subprocess.CompletedProcess, dict | None]:
+    """One call of ``loan.py`` in ``tree`` on its tiny config, one thread a unit; its process and the JSON it
+    prints (None if it printed none)."""
+    cmd = [sys.executable, "scripts/speed/loan.py", "--config", "tiny.yaml", "--threads", "1", "--probe-batch", "4",
+           *args]
+    proc = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "LTBENCH_COMMIT": "c0ffee"})
+    printed = proc.stdout.split("loan: ", 1)
+    return proc, json.loads(printed[1].splitlines()[0]) if len(printed) == 2 else None
+
+
+def members(*archives) -> list[str]:
+    """The names in tar archives, together."""
+    names = []
+    for archive in archives:
+        with tarfile.open(archive) as tar:
+            names += tar.getnames()
+    return names
+
+
 def test_a_loan_trains_units_side_by_side_and_brings_back_their_runs(tmp_path):
     tiny_loan_tree(tmp_path)
-    strategies = "ce,inverse_freq,balanced_softmax,oversampling"  # oversampling: a group of its own
-    cmd = [sys.executable, "scripts/speed/loan.py", "--config", "tiny.yaml", "--out", "out", "--epochs", "2",
-           "--unit", f"resnet8-folder={strategies}", "--unit", f"resnet8-again={strategies}",
-           "--probe-batch", "4", "--threads", "1", "--poll", "0.5", "--max-files", "2"]
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "LTBENCH_COMMIT": "c0ffee"})
+    units = ["resnet8-folder=ce,inverse_freq,balanced_softmax",
+             "resnet8-folder=oversampling",  # a small group beside the big unit of its benchmark
+             "resnet8-again=ce,oversampling"]  # two groups, one after the other, in one process
+    proc, summary = run_loan(tmp_path, "--out", "out", "--epochs", "2", "--poll", "0.5", "--max-files", "6",
+                             "--probe-eval-batches", "8", "--probe-profile", "1",
+                             *[a for unit in units for a in ("--unit", unit)])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "unpacked results/data/carried.tar.xz: folder-lt5" in proc.stdout
-    assert proc.stdout.count("probe resnet8 x8") == 1  # once per architecture
-    summary = json.loads(proc.stdout.split("loan: ", 1)[1].splitlines()[0])
-    assert [u["status"] for u in summary["units"]] == ["done", "done"]
+    assert proc.stdout.count("probe resnet8 x6") == 2  # once per architecture, for its largest group, and once more
+    # for the evaluation batches and the profile, whose files go back first
+    assert [u["name"] for u in summary["units"]] == ["resnet8-folder", "resnet8-folder-2", "resnet8-again"]
+    assert [u["status"] for u in summary["units"]] == ["done"] * 3 and summary["runs_finished"] == 12
     assert summary["units"][0]["layout"] in ("channels_last", "contiguous")
-    # each unit's eight runs fit one archive; the call's two files are taken, so loan.json stays home
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "runs-resnet8-again-part1.tar.gz", "runs-resnet8-folder-part1.tar.gz"]
-    with tarfile.open(tmp_path / "out/runs-resnet8-folder-part1.tar.gz") as tar:
-        names = sorted(tar.getnames())
-        history = json.load(tar.extractfile("results/runs/resnet8-folder/balanced_softmax/seed1/history.json"))
-    assert names == sorted(f"results/runs/resnet8-folder/{s}/seed{k}/{f}" for s in strategies.split(",")
-                           for k in (0, 1) for f in ("history.json", "predictions.npz"))
+    # the probe's three files, three archives and the call's JSON: one archive waits, and a call that only returns
+    # brings it back
+    archives = ["runs-resnet8-again-c1-part1.tar.gz", "runs-resnet8-folder-2-c1-oversampling.tar.gz",
+                "runs-resnet8-folder-c1-part1.tar.gz"]
+    probed = ["probe-resnet8-more.json", "probe-resnet8.json", "profile-resnet8.txt"]
+    first = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert len(first) == 6 and {"loan-c1.json", *probed} < set(first) and len(summary["pending"]) == 1
+    assert summary["next"] == "collect"
+    collect, again = run_loan(tmp_path, "--out", "back", "--collect", *[a for unit in units for a in ("--unit", unit)])
+    assert collect.returncode == 0 and again["next"] == "done" and again["pending"] == []
+    assert sorted(p.name for p in (tmp_path / "back").iterdir()) == sorted([*summary["pending"], "loan-c2.json"])
+    assert sorted(set(first) - {"loan-c1.json", *probed} | set(summary["pending"])) == archives
+    names = members(*[tmp_path / folder / name for name in archives for folder in ("out", "back")
+                      if (tmp_path / folder / name).is_file()])
+    assert sorted(names) == sorted(f"results/runs/{b}/{s}/seed{k}/{f}" for b, strategies in (
+        ("resnet8-folder", ("ce", "inverse_freq", "balanced_softmax", "oversampling")),
+        ("resnet8-again", ("ce", "oversampling"))) for s in strategies for k in (0, 1)
+        for f in ("history.json", "predictions.npz"))
+    history = json.loads((tmp_path / "results/runs/resnet8-folder/balanced_softmax/seed1/history.json").read_text())
     assert history["provenance"]["commit"] == "c0ffee" and history["recipe"]["epochs"] == 2
     assert history["provenance"]["trained_with"] == [f"{s}/seed{k}" for s in ("ce", "inverse_freq", "balanced_softmax")
                                                      for k in (0, 1)]
     assert history["provenance"]["memory_format"] == summary["units"][1]["layout"]
     sys.path.insert(0, str(REPO / "scripts/speed"))
-    from loan import progress  # the pace reads the trainer's own lines: both groups, each epoch with its time
+    from estimate import read_log  # the pace reads the trainer's own lines: both groups, each epoch with its time
 
-    groups, begun, epochs, done, times = progress(tmp_path / "results/speed/train-resnet8-folder.log")
-    assert (groups, begun, epochs, done, len(times)) == (2, 2, 2, 2, 2) and min(times) > 0
+    segments = read_log(tmp_path / "results/speed/train-resnet8-again-c1.log")
+    assert [sorted(s.tags) for s in segments] == [[f"resnet8-again/{s}/seed{k}" for k in (0, 1)]
+                                                  for s in ("ce", "oversampling")]
+    assert all(len(s.epochs) == 2 and s.epochs[-1].t > 0 and s.done == s.tags for s in segments)
 
 
 def epoch_lines(epochs: int, seconds: list[float], first: int = 1, runs: tuple[str, ...] = ("ce", "bs")) -> str:
@@ -98,11 +132,19 @@ def epoch_lines(epochs: int, seconds: list[float], first: int = 1, runs: tuple[s
     return "".join(line.format(run, first + i, epochs, s) for i, s in enumerate(seconds) for run in runs)
 
 
-def test_the_pace_of_a_training_comes_from_the_times_of_its_epochs(tmp_path):
+def group(strategies: tuple[str, ...], epochs: int, images: int, arch: str = "resnet32", runs: int = 1):
+    """An ``estimate.GroupPlan`` of ``strategies`` x seeds 0.. (runs each) on benchmark ``b``."""
     sys.path.insert(0, str(REPO / "scripts/speed"))
-    from loan import Pace
+    from estimate import GroupPlan
 
-    log, pace = tmp_path / "train.log", Pace(need=3)
+    return GroupPlan(arch, tuple(f"b/{s}/seed{k}" for s in strategies for k in range(runs)), epochs,
+                     (images, 0, images), 128, 10_000)
+
+
+def test_the_pace_of_a_training_comes_from_the_times_of_its_epochs(tmp_path):
+    from estimate import Pace
+
+    log, pace = tmp_path / "train.log", Pace([group(("ce", "bs"), 200, 10_000)], need=3)
     assert pace.remaining(log) is None  # no log yet
     log.write_text(epoch_lines(200, [9.0]))
     assert pace.remaining(log) is None  # the first epoch carries the warm-up
@@ -114,36 +156,43 @@ def test_the_pace_of_a_training_comes_from_the_times_of_its_epochs(tmp_path):
     # the median of the epochs past the mark (2.0, 2.2, 1.0), whenever the look comes; the printed eta is ignored
     assert pace.remaining(log) == pytest.approx(195 * 2.0)
     pace.reset()  # another unit stopped: measured again from the next look
-    assert pace.remaining(log) is None
+    assert pace.remaining(log) == pytest.approx(195 * 2.0)  # the last measured pace holds meanwhile
     log.write_text(log.read_text() + epoch_lines(200, [1.0, 1.0, 1.0], first=6))
     assert pace.remaining(log) == pytest.approx(192 * 1.0)
 
 
-def test_the_pace_of_a_process_counts_the_groups_still_to_train(tmp_path):
-    sys.path.insert(0, str(REPO / "scripts/speed"))
-    from loan import Pace
+def test_a_short_group_first_does_not_hide_a_long_one(tmp_path):
+    from estimate import Costs, Pace, relative_work
 
-    log, pace = tmp_path / "train.log", Pace(need=2)
-    first = "2 groups, which train one after another (...): ce+inverse_freq; oversampling\n"
-    log.write_text(first + epoch_lines(10, [5.0, 2.0, 2.0]))
+    short, long = group(("ce", "bs"), 10, 10_000), group(("os",), 10, 40_000)  # oversampling: 4x the images
+    log, pace = tmp_path / "train.log", Pace([short, long], need=2)
+    log.write_text(epoch_lines(10, [5.0, 2.0, 2.0]))
     assert pace.remaining(log) is None
     log.write_text(log.read_text() + epoch_lines(10, [2.0, 2.0], first=4))
-    assert pace.remaining(log) == pytest.approx((5 + 10) * 2.0)  # 5 epochs of this group, 10 of the next
-    log.write_text(log.read_text() + epoch_lines(10, [2.0] * 5, first=6) + epoch_lines(10, [4.0, 4.0]))
-    assert pace.remaining(log) is None  # the second group began: its own pace
+    ratio = relative_work(long, 0) / relative_work(short, 0)  # no card: by FLOPs, 3 an image trained, 1 evaluated
+    assert ratio == pytest.approx((3 * 40_000 + 10_000) / (2 * (3 * 10_000 + 10_000)))
+    assert pace.remaining(log) == pytest.approx(5 * 2.0 + 10 * 2.0 * ratio)  # not (5 + 10) x 2.0
+    done = "".join(f"[b/{r}/seed0] done: best test acc 10.00\n" for r in ("ce", "bs"))
+    log.write_text(log.read_text() + epoch_lines(10, [2.0] * 5, first=6) + done + epoch_lines(10, [9.0], runs=("os",)))
+    assert pace.remaining(log) == pytest.approx(9 * 2.0 * ratio)  # the long group began: the short one's pace, scaled
+    on_a_card = Pace([short, long], Costs("H200"), need=2)  # a card with a measured pace: its costs' ratio
+    log.write_text(epoch_lines(10, [5.0, 2.0, 2.0]))
+    on_a_card.remaining(log)
+    log.write_text(log.read_text() + epoch_lines(10, [2.0, 2.0], first=4))
+    ratio = Costs("H200").epoch_s(long, 0) / Costs("H200").epoch_s(short, 0)
+    assert on_a_card.remaining(log) == pytest.approx(5 * 2.0 + 10 * 2.0 * ratio)
 
 
 def test_the_pace_reads_only_whole_epoch_lines_and_counts_from_the_last_epoch(tmp_path):
-    sys.path.insert(0, str(REPO / "scripts/speed"))
-    from loan import Pace, progress
+    from estimate import Pace, read_log
 
-    log, pace = tmp_path / "train.log", Pace(need=2)
+    log, pace = tmp_path / "train.log", Pace([group(("ce",), 200, 10_000)], need=2)
     resumed = "[b/ce/seed0] resuming from ... after epoch 100\n[b/ce/seed0] epoch 101: the weights switch on\n"
-    log.write_text(resumed + epoch_lines(200, [9.0, 2.0], first=101) + "[b/ce/seed0] epoch 103/200 loss 2.3 test"
-                   " acc 10.00 (best 10.00) lr 0.1000; epoch in 2.")  # a line still being written
-    assert progress(log)[3:] == (102, [9.0, 2.0])
+    log.write_text(resumed + epoch_lines(200, [9.0, 2.0], first=101, runs=("ce",)) + "[b/ce/seed0] epoch 103/200 loss"
+                   " 2.3 test acc 10.00 (best 10.00) lr 0.1000; epoch in 2.")  # a line still being written
+    assert [(e.number, e.seconds) for e in read_log(log)[-1].epochs] == [(101, 9.0), (102, 2.0)]
     assert pace.remaining(log) is None  # the mark
-    log.write_text(resumed + epoch_lines(200, [9.0, 2.0, 2.0, 2.0], first=101))
+    log.write_text(resumed + epoch_lines(200, [9.0, 2.0, 2.0, 2.0], first=101, runs=("ce",)))
     assert pace.remaining(log) == pytest.approx((200 - 104) * 2.0)  # a resumed group: epochs left from its last
 
 
@@ -165,10 +214,19 @@ def test_runs_fill_archives_in_order_up_to_the_limit(tmp_path, monkeypatch):
         assert sorted({n.rsplit("/", 1)[0] for n in tar.getnames()}) == ["results/runs/x/a/seed2", "results/runs/x/b/seed0"]
 
 
-def test_a_benchmark_has_one_unit_per_call(capsys):
+def test_a_run_is_in_one_unit_and_units_of_one_benchmark_are_named_apart(capsys):
     sys.path.insert(0, str(REPO / "scripts/speed"))
     import loan
 
+    config = str(REPO / "config.yaml")
     with pytest.raises(SystemExit):
-        loan.main(["--unit", "b=ce", "--unit", "b=focal"])
-    assert "b is given twice; list all its strategies in one --unit" in capsys.readouterr().err
+        loan.parse_args(["--config", config, "--unit", "b=ce", "--unit", "b=focal,ce"])
+    assert "one run, one unit: b/ce/seed0 is in the units b and b-2" in capsys.readouterr().err
+    args = loan.parse_args(["--config", config, "--unit", "b=ce,drw", "--unit", "b=ldam_drw",
+                            "--unit", "b=inverse_freq;seeds=0;precision=fp32;root=fp32",
+                            "--unit", "b=inverse_freq;seeds=0;root=other"])
+    assert [u.name for u in args.unit] == ["b", "b-2", "b-fp32", "b-other"]
+    assert (args.unit[2].seeds, args.unit[2].precision, args.unit[2].workdir) == (
+        [0], "fp32", loan.KEEP / "roots/fp32")
+    with pytest.raises(SystemExit):
+        loan.parse_args(["--config", config, "--unit", "b=ce;seed=0"])

@@ -61,3 +61,22 @@ def test_conv_probe_times_packed_and_plain_steps(tmp_path):
         (1, layout, "packed") for layout in ("channels_last", "contiguous")} | {
         (3, layout, how) for layout in ("channels_last", "contiguous") for how in ("packed", "plain")}
     assert all(r["step_ms"] > 0 and r["step_ms_per_run"] == r["step_ms"] / r["runs"] for r in probe["rows"])
+
+
+def test_conv_probe_times_compiled_steps_and_evaluation_batches(tmp_path):
+    """What a loan may switch on, measured in its probe: a compiled packed step (here TorchDynamo's eager backend:
+    inductor takes minutes on 2 CPU cores) and the evaluation at several batch sizes; and the profile of a packed
+    step."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts/speed/conv_probe.py"), "--runs", "2", "--batch", "4", "--steps", "1",
+         "--warmup", "1", "--how", "packed", "--layouts", "channels_last", "--compile", "default",
+         "--compile-backend", "eager", "--eval-batches", "8,32", "--eval-images", "32", "--profile", "2",
+         "--profile-out", str(tmp_path / "profile.txt"), "--out", str(tmp_path / "probe.json")],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((tmp_path / "probe.json").read_text())["rows"]
+    assert [(r["how"], r["compile"], r.get("eval_batch")) for r in rows] == [
+        ("packed", "off", None), ("packed", "default", None), ("eval", "off", 8), ("eval", "off", 32)]
+    assert all(r["step_ms"] > 0 and r["warmup_s"] > 0 for r in rows)
+    table = (tmp_path / "profile.txt").read_text()  # the packed step's operators, by time
+    assert "aten::convolution" in table and "CPU total" in table

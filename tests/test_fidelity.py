@@ -1,4 +1,4 @@
-"""How far two published result sets agree (ltbench.fidelity, ``results.py fidelity``; issue 36): hand-made sets
+"""How far two published result sets agree (ltbench.reporting.fidelity, ``results.py fidelity``; issue 36): hand-made sets
 whose answer is known (the same order, the reverse, one sign flipped, a tie), the refusals, and the command on the
 committed CPU-scale and full-recipe sets, with the figures README quotes."""
 
@@ -15,7 +15,7 @@ import pytest
 
 import results
 from conftest import REPO
-from ltbench.fidelity import FidelityError, fidelity
+from ltbench.reporting.fidelity import FidelityError, fidelity
 
 TEMPLATE = json.loads((REPO / "docs/results/runs/resnet32-cifar10lt/ce/seed0/metrics.json").read_text())
 

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from ltbench import calibration, priors
-from ltbench.metrics import (epoch_metrics, extract, gap_groups, head_tail_gap, shot_accuracy, shot_classes,
+from ltbench.evaluation import calibration, priors
+from ltbench.evaluation.metrics import (epoch_metrics, extract, gap_groups, head_tail_gap, shot_accuracy, shot_classes,
                              validation_selected, worst_class)
 
 

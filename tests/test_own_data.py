@@ -16,8 +16,9 @@ from PIL import Image
 from conftest import REPO, TINY_RECIPE, Workflow, copy_workflow
 from datagen import write_class_folders
 from ltbench import config as cfg
-from ltbench import data, images, metrics
-from ltbench.data import DataError
+from ltbench.datasets import data, images
+from ltbench.evaluation import metrics
+from ltbench.datasets.data import DataError
 
 
 def rng(seed: int = 0) -> np.random.Generator:

@@ -46,6 +46,7 @@ import yaml
 SCRIPTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(SCRIPTS))
 
+from ltbench import cli  # noqa: E402
 from ltbench import config as cfg  # noqa: E402
 
 KEEP = Path("results/speed")
@@ -93,7 +94,7 @@ def faster_layout(arch: str, runs: int, classes: int, python: str, seconds: int,
 def write_config(files: list[str], unit: Unit, epochs: int) -> tuple[Path, list[int]]:
     """The merged config for the unit's process (``epochs``, eager, its layout, no checkpoints: they
     would not come back), written under results/speed; returns its path and the seeds."""
-    config = cfg.load_config(*files)
+    config = cli.load_config(*files)
     config["recipe"]["epochs"] = epochs
     config["train"].update(compile=False, memory_format=unit.layout, checkpoint_every=0)
     path = KEEP / f"config-{unit.benchmark}.yaml"
@@ -104,7 +105,7 @@ def write_config(files: list[str], unit: Unit, epochs: int) -> tuple[Path, list[
 def progress(log: Path) -> tuple[int, int, int, int, list[float]] | None:
     """(groups in all, groups begun, epochs in all, the current group's last finished epoch, the wall seconds
     of each epoch it finished in this process) by a training log (a process trains its groups of runs one
-    after another, ``ltbench.train.pack_groups``, and prints a line per run and epoch, with the epoch's
+    after another, ``ltbench.training.train.pack_groups``, and prints a line per run and epoch, with the epoch's
     seconds); None before the first epoch."""
     if not log.is_file():
         return None
@@ -310,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     KEEP.mkdir(parents=True, exist_ok=True)
     loan = Loan(args)
     unpack()
-    config = cfg.load_config(*args.config)
+    config = cli.load_config(*args.config)
     layouts: dict[str, str] = {}
     for unit in args.unit:
         bench = cfg.benchmark(config, unit.benchmark)

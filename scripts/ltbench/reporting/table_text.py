@@ -1,4 +1,4 @@
-"""Render the results table (``ltbench.table.Tables``) as markdown (results/table.md), as a booktabs
+"""Render the results table (``ltbench.reporting.table.Tables``) as markdown (results/table.md), as a booktabs
 LaTeX table of the main results (results/table.tex), and the markdown as the report's HTML page
 (results/table.html)."""
 
@@ -12,10 +12,10 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from ltbench import stats
+from ltbench.evaluation import stats
 from ltbench.config import format_ratio
-from ltbench.shots import FEW_BELOW, MANY_ABOVE
-from ltbench.table import GROUPS, ROBUSTNESS, SHOTS, Tables
+from ltbench.evaluation.shots import FEW_BELOW, MANY_ABOVE
+from ltbench.reporting.table import GROUPS, ROBUSTNESS, SHOTS, Tables
 
 DASH = "–"
 APPROX = "≈"  # marks a difference to the reference that is not distinguishable from zero

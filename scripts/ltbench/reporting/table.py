@@ -1,6 +1,6 @@
 """Assemble the results table's frames from metrics records: one tidy row per run, and per
 (benchmark, strategy, shot group) the summary over seeds, the paired difference to a reference
-strategy and the mean rank. ``ltbench.table_text`` renders them as markdown and LaTeX."""
+strategy and the mean rank. ``ltbench.reporting.table_text`` renders them as markdown and LaTeX."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from ltbench import shots, stats
+from ltbench.evaluation import shots, stats
 from ltbench.config import NATURAL
-from ltbench.metrics import EPOCH_METRICS, PRIOR_METRICS
+from ltbench.evaluation.metrics import EPOCH_METRICS, PRIOR_METRICS
 
 SHOTS = shots.GROUPS
 # The benchmark metric: the class-balanced accuracy (the mean of the per-class accuracies), which on a

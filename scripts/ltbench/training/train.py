@@ -18,19 +18,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from ltbench import augment, checkpoint, strategies
-from ltbench.checkpoint import History
-from ltbench.constraints import MaxNorm
-from ltbench.losses import CrossEntropy, packed_cross_entropy
+from ltbench.datasets import augment
+from ltbench.training import checkpoint
+from ltbench import strategies
+from ltbench.training.checkpoint import History
+from ltbench.methods.constraints import MaxNorm
+from ltbench.methods.losses import CrossEntropy, packed_cross_entropy
 from ltbench.strategies import Method
 from ltbench.config import Benchmark, Strategy, format_ratio
-from ltbench.data import DataError, load_cache
-from ltbench.devices import device_name, fused_sgd, resolve_memory_format, resolve_precision, select_device
-from ltbench.samplers import InstanceSampler
-from ltbench.replicas import build_runs, check_compile_mode, optimizer_state, stack_optimizer_states
+from ltbench.datasets.data import DataError, load_cache
+from ltbench.training.devices import device_name, fused_sgd, resolve_memory_format, resolve_precision, select_device
+from ltbench.methods.samplers import InstanceSampler
+from ltbench.training.replicas import build_runs, check_compile_mode, optimizer_state, stack_optimizer_states
 from ltbench.io import atomic_path, read_json, write_json
 from ltbench.progress import clock
-from ltbench.shots import group_accuracy
+from ltbench.evaluation.shots import group_accuracy
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,7 +49,7 @@ class Recipe:
     crop_padding: int
     flip: bool
     eval_batch_size: int
-    lr_schedule: str = "cosine"  # or "cosine_shifted" (ltbench.train.SCHEDULES); strategies may override it
+    lr_schedule: str = "cosine"  # or "cosine_shifted" (ltbench.training.train.SCHEDULES); strategies may override it
     warmup_epochs: int = 0  # linear warm-up of the learning rate (0: none, as in the published recipe)
 
 
@@ -69,9 +71,9 @@ class RunSpec:
     checkpoint_path: str
     checkpoint_every: int = 0
     init_model_path: str | None = None  # stage 2: start from this run's final weights
-    compile: str | None = None  # torch.compile mode (ltbench.replicas.COMPILE_MODES); None: eager
-    precision: str = "auto"  # ltbench.devices.PRECISION_CHOICES: auto, bf16 or fp32
-    memory_format: str = "auto"  # ltbench.devices.MEMORY_FORMATS: auto, channels_last or contiguous
+    compile: str | None = None  # torch.compile mode (ltbench.training.replicas.COMPILE_MODES); None: eager
+    precision: str = "auto"  # ltbench.training.devices.PRECISION_CHOICES: auto, bf16 or fp32
+    memory_format: str = "auto"  # ltbench.training.devices.MEMORY_FORMATS: auto, channels_last or contiguous
     compile_backend: str = "inductor"
     strategy_timeout: float = strategies.TIMEOUT  # seconds each strategy function may take
 
@@ -163,7 +165,7 @@ def learning_rate(recipe: Recipe, epoch: int) -> float:
 class Trainer:
     """Models, optimizer and device-resident data of the runs one job trains side by side: runs of
     one benchmark that share the recipe and the epoch length and differ in seed or strategy (one run
-    unless packed; see ltbench.replicas and ``pack_groups``). Run r draws its model initialisation,
+    unless packed; see ltbench.training.replicas and ``pack_groups``). Run r draws its model initialisation,
     sample order and augmentation from its own seed, and takes its class weights, logit offsets,
     loss, sampler and head bias from its own strategy, as it would alone (equal to rounding)."""
 

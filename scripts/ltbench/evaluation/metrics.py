@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from ltbench import calibration, priors
+from ltbench.evaluation import calibration, priors
 from ltbench.config import Strategy
-from ltbench.shots import FEW_BELOW, GROUPS, MANY_ABOVE, shot_group  # noqa: F401 (the metrics API)
+from ltbench.evaluation.shots import FEW_BELOW, GROUPS, MANY_ABOVE, shot_group  # noqa: F401 (the metrics API)
 
 # The scalar metrics of one epoch's predictions (``epoch_metrics``), then one accuracy per test prior.
 EPOCH_METRICS = ("balanced_acc", "ece", "nll", "confidence", "worst_class_acc", "worst_class", "head_tail_gap")
@@ -62,7 +62,7 @@ def head_tail_gap(shot_acc: dict[str, float | None], groups: tuple[str, str] | N
 
 
 def calibration_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """ECE, NLL, mean confidence and the reliability diagram (``ltbench.calibration``); all None where a
+    """ECE, NLL, mean confidence and the reliability diagram (``ltbench.evaluation.calibration``); all None where a
     logit is not finite (a diverged run has no probabilities to calibrate)."""
     finite = bool(np.isfinite(logits).all())
     return {
@@ -75,10 +75,10 @@ def calibration_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, Any
 
 def epoch_metrics(logits: np.ndarray, labels: np.ndarray, class_counts: list[int], classes: list[str]
                   ) -> dict[str, Any]:
-    """One epoch's metrics from its test logits (``ltbench.calibration`` says which logits): per-class and
+    """One epoch's metrics from its test logits (``ltbench.evaluation.calibration`` says which logits): per-class and
     shot-group accuracy, the class-balanced accuracy (mean over classes with test images), calibration (ECE,
     NLL, mean confidence, the reliability diagram: ``calibration_metrics``), the worst class and its accuracy, the head-to-tail gap,
-    and the accuracy under each long-tailed test prior (``ltbench.priors``)."""
+    and the accuracy under each long-tailed test prior (``ltbench.evaluation.priors``)."""
     num_classes = len(class_counts)
     per_class = per_class_accuracy(logits.argmax(axis=1), labels, num_classes)
     tested = tested_classes(labels, num_classes)

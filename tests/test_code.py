@@ -69,8 +69,10 @@ def test_closure_follows_ltbench_imports_only(tmp_path):
 
 def test_the_training_closure_holds_what_training_imports():
     names = {p.relative_to(code.SCRIPTS).as_posix() for p in code.closure(code.SCRIPTS / "train.py")}
-    assert {"train.py", "ltbench/training/train.py", "ltbench/methods/models.py", "ltbench/training/replicas.py", "ltbench/training/checkpoint.py",
-            "ltbench/code.py", "ltbench/datasets/augment.py", "ltbench/datasets/data.py"} <= names
+    assert {"train.py", "ltbench/training/train.py", "ltbench/training/spec.py", "ltbench/training/provenance.py",
+            "ltbench/training/packing.py", "ltbench/training/outputs.py", "ltbench/methods/models.py",
+            "ltbench/training/replicas.py", "ltbench/training/checkpoint.py", "ltbench/code.py",
+            "ltbench/datasets/augment.py", "ltbench/datasets/data.py"} <= names
     assert not {"ltbench/reporting/plots.py", "ltbench/reporting/table.py", "ltbench/evaluation/metrics.py"} & names
 
 

@@ -17,7 +17,8 @@ from ltbench.training import replicas
 from ltbench.training.devices import select_device
 from ltbench.methods.losses import packed_cross_entropy
 from ltbench.methods.models import build_model
-from ltbench.training.train import Trainer, prepare, run, run_pack
+from ltbench.training.train import Trainer, run, run_pack
+from ltbench.training.spec import prepare
 from test_train import crash_in_epoch, spec
 
 SEEDS = (0, 1)

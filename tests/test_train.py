@@ -12,7 +12,8 @@ import torch
 from ltbench.config import Benchmark, Strategy
 from ltbench.training.devices import DeviceError
 from ltbench.strategies import StrategyError
-from ltbench.training.train import Recipe, RunSpec, cosine_lr, learning_rate, run
+from ltbench.training.spec import Recipe, RunSpec, cosine_lr, learning_rate
+from ltbench.training.train import run
 
 RECIPE = Recipe(epochs=2, batch_size=8, lr=0.05, momentum=0.9, weight_decay=5e-4, crop_padding=4, flip=True,
                 eval_batch_size=16)

@@ -14,7 +14,8 @@ from ltbench.methods.constraints import MaxNorm
 from ltbench.methods.losses import CrossEntropy
 from ltbench.evaluation.posthoc import adjust_run
 from ltbench.strategies import StrategyError
-from ltbench.training.train import cosine_lr, prepare, run
+from ltbench.training.spec import cosine_lr, prepare
+from ltbench.training.train import run
 from test_train import spec
 
 

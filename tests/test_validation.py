@@ -10,7 +10,8 @@ import pytest
 from datagen import write_image_folder
 from ltbench.datasets import data
 from ltbench.datasets.splits import validation_split
-from ltbench.training.train import run, validation_selection
+from ltbench.training.train import run
+from ltbench.training.outputs import validation_selection
 from test_train import spec
 
 LABELS = np.repeat(np.arange(3), 10)  # 10 source images per class

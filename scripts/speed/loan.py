@@ -105,7 +105,7 @@ def write_config(files: list[str], unit: Unit, epochs: int) -> tuple[Path, list[
 def progress(log: Path) -> tuple[int, int, int, int, list[float]] | None:
     """(groups in all, groups begun, epochs in all, the current group's last finished epoch, the wall seconds
     of each epoch it finished in this process) by a training log (a process trains its groups of runs one
-    after another, ``ltbench.training.train.pack_groups``, and prints a line per run and epoch, with the epoch's
+    after another, ``ltbench.training.packing.pack_groups``, and prints a line per run and epoch, with the epoch's
     seconds); None before the first epoch."""
     if not log.is_file():
         return None

@@ -42,7 +42,9 @@ from ltbench.datasets.data import load_cache  # noqa: E402
 from ltbench.training.devices import cpuinfo_field, select_device  # noqa: E402
 from ltbench.io import read_json, write_json  # noqa: E402
 from ltbench.methods.models import build_model  # noqa: E402
-from ltbench.training.train import Recipe, RunSpec, git_commit, run_pack  # noqa: E402
+from ltbench.training.spec import Recipe, RunSpec  # noqa: E402
+from ltbench.training.provenance import git_commit
+from ltbench.training.train import run_pack
 
 
 def forward_flops(arch: str, num_classes: int) -> float:

@@ -15,7 +15,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from ltbench.methods.models import build_model
-from ltbench.training.train import cosine_lr
+from ltbench.training.spec import cosine_lr
 
 
 class ArrayImages(Dataset):

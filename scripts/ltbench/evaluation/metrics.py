@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,33 @@ from ltbench.evaluation.shots import FEW_BELOW, GROUPS, MANY_ABOVE, shot_group  
 # The scalar metrics of one epoch's predictions (``epoch_metrics``), then one accuracy per test prior.
 EPOCH_METRICS = ("balanced_acc", "ece", "nll", "confidence", "worst_class_acc", "worst_class", "head_tail_gap")
 PRIOR_METRICS = tuple(f"acc_{priors.prior_name(d, r)}" for d in priors.DIRECTIONS for r in priors.RATIOS)
+
+
+@dataclass(frozen=True)
+class Reported:
+    """How the results table reports a metric at the best epoch: ``better`` +1 where higher is better, -1 where
+    lower is, 0 neither (a confidence is read beside the accuracy, a gap by its distance from zero); its markdown
+    ``label``; its ``latex`` label (None: the markdown table only, so that the LaTeX one prints); and the
+    ``extra_digits`` it is shown with beyond the percentages' two."""
+
+    better: int
+    label: str
+    latex: str | None = None
+    extra_digits: int = 0
+
+
+PRIOR_LATEX = {"forward": "Fwd", "backward": "Bwd"}
+# The second table's metrics (calibration and robustness), in column order: adding a metric to the table is
+# computing it in ``epoch_metrics`` and one entry here.
+REPORTED = {
+    "ece": Reported(-1, "ECE (%)", "ECE"),
+    "nll": Reported(-1, "NLL", "NLL", extra_digits=1),  # nats near 1
+    "confidence": Reported(0, "confidence (%)"),
+    "worst_class_acc": Reported(1, "worst class (%)", "Worst"),
+    "head_tail_gap": Reported(0, "gap", "Gap"),
+    **{f"acc_{priors.prior_name(d, r)}": Reported(1, f"{d} {r}", f"{PRIOR_LATEX[d]} {r}" if r == 50 else None)
+       for d in priors.DIRECTIONS for r in priors.RATIOS},
+}
 
 
 def per_class_accuracy(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:

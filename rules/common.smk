@@ -20,7 +20,7 @@ grids.expand(
 )  # lists of ratios, architectures or parameter values: one entry per value
 from ltbench import params as strategy_params_of
 from ltbench import progress
-from ltbench.sources import identity as source_identity
+from ltbench.datasets.sources import identity as source_identity
 
 # The table's columns and rows: the ``matrix`` lists if given, else everything configured.
 BENCHMARKS, STRATEGIES = cfg.matrix(config)

@@ -140,7 +140,7 @@ rule plot_dataset:
         "../scripts/plot_dataset.py"
 
 
-# Sweep figures of the grids in the matrix (ltbench/grids.py, ltbench/sweeps.py).
+# Sweep figures of the grids in the matrix (ltbench/grids.py, ltbench/reporting/sweeps.py).
 rule plot_ratio_sweep:
     input:
         metrics=ratio_sweep_metrics,
@@ -148,7 +148,7 @@ rule plot_ratio_sweep:
         figure=report(
             "results/plots/sweeps/benchmarks/{grid}.png",
             caption="../report/sweep_ratio.rst",
-            category="4. Sweeps",
+            category="5. Sweeps",
             labels={"figure": "{grid}: accuracy across imbalance ratios"},
         ),
     log:
@@ -171,7 +171,7 @@ rule plot_param_sweep:
         figure=report(
             "results/plots/sweeps/strategies/{grid}.png",
             caption="../report/sweep_params.rst",
-            category="4. Sweeps",
+            category="5. Sweeps",
             labels={"figure": "{grid}: accuracy against its parameter"},
         ),
     log:

@@ -6,7 +6,7 @@ import numpy as np
 
 from ltbench.io import file_sha256, read_json, write_json
 from ltbench.logs import redirect_to_log
-from ltbench.metrics import extract, seal
+from ltbench.evaluation.metrics import extract, seal
 
 
 def extract_metrics(history_path: str, predictions_path: str, index_path: str, metrics_path: str) -> None:

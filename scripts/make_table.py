@@ -5,9 +5,9 @@ from typing import Any
 
 from ltbench.io import atomic_path, read_json, write_text
 from ltbench.logs import redirect_to_log
-from ltbench.metrics import verified
-from ltbench.table import epoch_images, runs_frame, tables
-from ltbench.table_text import latex_table, markdown_report
+from ltbench.evaluation.metrics import verified
+from ltbench.reporting.table import epoch_images, runs_frame, tables
+from ltbench.reporting.table_text import latex_table, markdown_report
 
 
 def make_table(metrics_paths: list[str], csv_path: str, md_path: str, tex_path: str, benchmarks: list[str],

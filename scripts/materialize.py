@@ -11,8 +11,8 @@ import argparse
 
 from ltbench import cli
 from ltbench import config as cfg
-from ltbench.data import materialize
-from ltbench.images import IMAGE_SIZE
+from ltbench.datasets.data import materialize
+from ltbench.datasets.images import IMAGE_SIZE
 from ltbench.logs import redirect_to_log
 
 

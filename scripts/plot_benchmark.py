@@ -1,7 +1,7 @@
 """Snakemake rule ``plot_benchmark``: a benchmark's metrics.json and history.json files -> per-class,
 shot-group, overlaid learning-curve, test-prior and reliability, and paired-difference figures."""
 
-from ltbench import plots
+from ltbench.reporting import plots
 from ltbench.io import read_json
 from ltbench.logs import redirect_to_log
 

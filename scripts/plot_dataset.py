@@ -1,6 +1,6 @@
 """Snakemake rule ``plot_dataset``: a materialized subset's index.json -> its class-size histogram."""
 
-from ltbench import plots
+from ltbench.reporting import plots
 from ltbench.config import format_ratio
 from ltbench.io import read_json
 from ltbench.logs import redirect_to_log

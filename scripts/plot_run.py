@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ltbench import plots
+from ltbench.reporting import plots
 from ltbench.io import read_json
 from ltbench.logs import redirect_to_log
 

@@ -1,7 +1,7 @@
 """Snakemake rules ``plot_ratio_sweep`` and ``plot_param_sweep``: the metrics.json records of a grid's runs
--> its sweep figure (``ltbench.sweeps``)."""
+-> its sweep figure (``ltbench.reporting.sweeps``)."""
 
-from ltbench import plots, sweeps
+from ltbench.reporting import plots, sweeps
 from ltbench.io import read_json
 from ltbench.logs import redirect_to_log
 

@@ -10,7 +10,7 @@ from ltbench import config as cfg
 from ltbench import strategies
 from ltbench.io import atomic_path, read_json, write_json
 from ltbench.logs import redirect_to_log
-from ltbench.posthoc import adjust_run
+from ltbench.evaluation.posthoc import adjust_run
 
 
 def posthoc(config: dict, strategy: str, base_history: str, base_predictions: str, history_path: str,

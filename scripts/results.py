@@ -24,12 +24,12 @@ and the per-benchmark figures from *all* committed runs with the pipeline's own 
 code, and writes ``docs/results/README.md`` (the command that made the runs, and each unit's seeds,
 commit, device, precision, torch, training time). Runs of another scale (the CPU-scale protocol of
 ``configs/cpu.yaml``) go to a folder of their own (``--docs``), so that no table mixes scales.
-``select`` applies the research protocol's selection rule (``ltbench.selection``, docs/novel-strategy.md) to
+``select`` applies the research protocol's selection rule (``ltbench.reporting.selection``, docs/novel-strategy.md) to
 the development runs published in ``--docs``, writes ``selection.md`` there and prints the selected
 configuration; it refuses while any run of the stage's matrix is missing. ``compare`` writes
 ``comparison-<strategy>.md``: that strategy against each baseline, per benchmark and shot group, paired by seed.
 ``fidelity`` compares two published sets (folders such as ``docs/results/cpu`` and ``docs/results``) per data set and
-imbalance ratio (``ltbench.fidelity``): Kendall's τ of their rankings, the signs of each strategy's difference to the
+imbalance ratio (``ltbench.reporting.fidelity``): Kendall's τ of their rankings, the signs of each strategy's difference to the
 reference that agree, the correlation of those differences; it prints the markdown or writes it to ``--output``.
 Run them from the repository root.
 """
@@ -55,7 +55,7 @@ from ltbench import cli, grids
 from ltbench import config as cfg
 from ltbench.config import MODEL_FILE, RUN_FILES
 from ltbench.io import atomic_path, read_json, write_text
-from ltbench.table_text import listing
+from ltbench.reporting.table_text import listing
 
 # Snakemake's time record of a local training job (its ``benchmark:`` file, per run or per packed job); Snakemake
 # counts it among the job's outputs when it compares times (rules/train.smk)
@@ -268,7 +268,7 @@ def workflow_config(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]
     Snakefile reads itself) with the other ``--config`` files merged in order."""
     base = Path("config.yaml").resolve()
     overlays = [path for path in cli.config_files(args) if Path(path).resolve() != base]
-    return cfg.load_config("config.yaml", *overlays), overlays
+    return cli.load_config("config.yaml", *overlays), overlays
 
 
 def forget_records(runs: list[RunKey], settings: list[str]) -> None:
@@ -498,10 +498,10 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_select(args: argparse.Namespace) -> int:
-    """``select``: apply the research protocol's selection rule (``ltbench.selection``) to the development runs
+    """``select``: apply the research protocol's selection rule (``ltbench.reporting.selection``) to the development runs
     published in ``--docs``: the matrix's benchmarks, strategies and seeds, of which ``--candidates`` can be
     selected. Writes ``<docs>/selection.md`` and prints the selected configuration."""
-    from ltbench import selection
+    from ltbench.reporting import selection
 
     config, _ = workflow_config(args)
     benchmarks, strategies = cfg.matrix(config)
@@ -517,10 +517,10 @@ def cmd_select(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """``compare``: one strategy against each baseline (``ltbench.comparison``) on the published runs of the
+    """``compare``: one strategy against each baseline (``ltbench.reporting.comparison``) on the published runs of the
     matrix's benchmarks and seeds in ``--docs``; the baselines are the matrix's other strategies unless named.
     Writes ``<docs>/comparison-<strategy>.md`` and prints its summary line."""
-    from ltbench import comparison, table
+    from ltbench.reporting import comparison, table
 
     config, _ = workflow_config(args)
     benchmarks, strategies = cfg.matrix(config)
@@ -538,7 +538,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def published_runs(docs: Path) -> pd.DataFrame:
     """``table.runs_frame`` of every run published in ``docs`` (``committed_metrics``); ``ResultsError`` if none."""
-    from ltbench import table
+    from ltbench.reporting import table
 
     records = committed_metrics(docs)
     if not records:
@@ -547,9 +547,9 @@ def published_runs(docs: Path) -> pd.DataFrame:
 
 
 def cmd_fidelity(args: argparse.Namespace) -> int:
-    """``fidelity``: set A against set B (``ltbench.fidelity``), per data set and ratio both published. Prints the
+    """``fidelity``: set A against set B (``ltbench.reporting.fidelity``), per data set and ratio both published. Prints the
     markdown, or writes it to ``--output`` and prints its summary table."""
-    from ltbench import fidelity
+    from ltbench.reporting import fidelity
 
     names = (args.set_a, args.set_b)
     try:

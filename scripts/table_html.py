@@ -4,7 +4,7 @@ from pathlib import Path
 
 from ltbench.io import write_text
 from ltbench.logs import redirect_to_log
-from ltbench.table_text import table_html
+from ltbench.reporting.table_text import table_html
 
 
 def render_table(md_path: str, html_path: str) -> None:

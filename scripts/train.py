@@ -20,7 +20,8 @@ from ltbench import config as cfg
 from ltbench import progress
 from ltbench import strategies
 from ltbench.logs import redirect_to_log
-from ltbench.train import Recipe, RunSpec, run_pack
+from ltbench.training.spec import Recipe, RunSpec
+from ltbench.training.train import run_pack
 
 
 def make_spec(config: dict, benchmark: str, strategy: str, seed: int, threads: int, paths: dict) -> RunSpec:

@@ -108,7 +108,7 @@ def subset(tmp_path_factory):
     """A materialized 4-class long-tailed image-folder subset (counts 10, 5, 3, 2; 12 test images)."""
     root = tmp_path_factory.mktemp("subset")
     write_image_folder(root, num_classes=4, train_per_class=10, test_per_class=3)
-    from ltbench import data
+    from ltbench.datasets import data
 
     data.materialize("imagefolder", str(root), 5, 0, str(root / "index.json"), str(root / "cache.npz"))
     return root

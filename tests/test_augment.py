@@ -3,7 +3,7 @@
 import torch
 import torchvision.transforms.functional as TF
 
-from ltbench import augment
+from ltbench.datasets import augment
 
 CPU = torch.device("cpu")
 

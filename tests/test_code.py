@@ -5,7 +5,8 @@ from __future__ import annotations
 import shutil
 
 from conftest import REPO
-from ltbench import checkpoint, code
+from ltbench.training import checkpoint
+from ltbench import code
 
 SOURCE = '''"""Module docstring."""
 
@@ -34,6 +35,24 @@ def test_comments_docstrings_and_formatting_do_not_change_the_meaning(tmp_path):
     assert code.digest(other) != first
 
 
+def test_a_module_means_the_same_in_any_wing_and_imported_with_others(tmp_path):
+    """The wing a module lives in is not part of what code means: ``from ltbench.methods import a, b`` means
+    ``from ltbench import a`` and ``from ltbench import b``, whatever wings a and b live in."""
+    one = tmp_path / "one.py"
+    one.write_text("from ltbench import schedules, weights\nfrom ltbench.methods.losses import LDAM\nimport os\n")
+    moved = tmp_path / "moved.py"
+    moved.write_text("from ltbench.methods import schedules\nfrom ltbench.reporting import weights\n"
+                     "from ltbench.evaluation.losses import LDAM\nimport os\n")
+    assert code.meaning(one) == code.meaning(moved)
+    moved.write_text("from ltbench.methods import weights, schedules\nfrom ltbench.evaluation.losses import LDAM\n"
+                     "import os\n")
+    assert code.meaning(one) != code.meaning(moved)  # the order of the imports is code
+    assert code.unwinged("ltbench.training.train") == "ltbench.train" and code.unwinged("torch.nn") == "torch.nn"
+    bare = tmp_path / "__init__.py"
+    bare.write_text('"""A wing: only its docstring."""\n')
+    assert code.means_nothing(bare) and not code.means_nothing(one)
+
+
 def test_closure_follows_ltbench_imports_only(tmp_path):
     pkg = tmp_path / "ltbench"
     (pkg / "sub").mkdir(parents=True)
@@ -50,9 +69,11 @@ def test_closure_follows_ltbench_imports_only(tmp_path):
 
 def test_the_training_closure_holds_what_training_imports():
     names = {p.relative_to(code.SCRIPTS).as_posix() for p in code.closure(code.SCRIPTS / "train.py")}
-    assert {"train.py", "ltbench/train.py", "ltbench/models.py", "ltbench/replicas.py", "ltbench/checkpoint.py",
-            "ltbench/code.py", "ltbench/augment.py", "ltbench/data.py"} <= names
-    assert not {"ltbench/plots.py", "ltbench/table.py", "ltbench/metrics.py"} & names
+    assert {"train.py", "ltbench/training/train.py", "ltbench/training/spec.py", "ltbench/training/provenance.py",
+            "ltbench/training/packing.py", "ltbench/training/outputs.py", "ltbench/methods/models.py",
+            "ltbench/training/replicas.py", "ltbench/training/checkpoint.py", "ltbench/code.py",
+            "ltbench/datasets/augment.py", "ltbench/datasets/data.py"} <= names
+    assert not {"ltbench/reporting/plots.py", "ltbench/reporting/table.py", "ltbench/evaluation/metrics.py"} & names
 
 
 def test_a_checkpoint_survives_edits_that_do_not_change_the_run(tmp_path, monkeypatch):
@@ -63,10 +84,10 @@ def test_a_checkpoint_survives_edits_that_do_not_change_the_run(tmp_path, monkey
     description = {"seed": 0}
     stamp = checkpoint.fingerprint(description, strategy)
     edit = lambda rel, old, new: (scripts / rel).write_text((scripts / rel).read_text().replace(old, new, 1))  # noqa: E731
-    edit("ltbench/plots.py", "import", "import os\nimport")  # another family's code
-    edit("ltbench/train.py", "import math", "import math  # a comment")
-    edit("ltbench/losses.py", '"""', '"""Reworded. ')
+    edit("ltbench/reporting/plots.py", "import", "import os\nimport")  # another family's code
+    edit("ltbench/training/train.py", "import math", "import math  # a comment")
+    edit("ltbench/methods/losses.py", '"""', '"""Reworded. ')
     assert checkpoint.fingerprint(description, strategy) == stamp
     assert checkpoint.fingerprint({"seed": 1}, strategy) != stamp
-    edit("ltbench/weights.py", "weights * len(counts)", "weights * 2 * len(counts)")  # the strategy's weights change
+    edit("ltbench/methods/weights.py", "weights * len(counts)", "weights * 2 * len(counts)")  # the strategy's weights change
     assert checkpoint.fingerprint(description, strategy) != stamp

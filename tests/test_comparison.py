@@ -1,4 +1,4 @@
-"""One strategy against each baseline (ltbench.comparison, docs/novel-strategy.md "Win"): paired differences per
+"""One strategy against each baseline (ltbench.reporting.comparison, docs/novel-strategy.md "Win"): paired differences per
 benchmark and shot group by hand, the verdict against the best baseline, a refusal naming missing runs, and
 ``results.py compare`` on the committed CPU pilot runs, checked against the published table's Δ."""
 
@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from conftest import REPO
-from ltbench.comparison import ComparisonError, compare, markdown, summary_line
+from ltbench.reporting.comparison import ComparisonError, compare, markdown, summary_line
 
 T975_2 = 4.302652729911275  # t quantile 0.975 with 2 degrees of freedom
 SEEDS = [0, 1, 2]

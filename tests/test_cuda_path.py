@@ -7,9 +7,10 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ltbench import checkpoint, replicas
-from ltbench.models import build_model, run_view
-from ltbench.train import Trainer, prepare, run, run_pack
+from ltbench.training import checkpoint, replicas
+from ltbench.methods.models import build_model, run_view
+from ltbench.training.train import Trainer, run, run_pack
+from ltbench.training.spec import prepare
 from test_packing import pack
 from test_train import crash_in_epoch, spec
 

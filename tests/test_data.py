@@ -7,8 +7,8 @@ import pytest
 
 from cifar_md5 import patch
 from datagen import write_cifar_python, write_image_folder
-from ltbench import data
-from ltbench.data import DataError
+from ltbench.datasets import data
+from ltbench.datasets.data import DataError
 
 
 def test_counts_match_the_literature():

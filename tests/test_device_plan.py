@@ -15,7 +15,7 @@ import yaml
 
 from conftest import REPO, tiny_config
 from datagen import write_image_folder
-from ltbench import data
+from ltbench.datasets import data
 
 
 def test_a_unit_too_large_for_one_archive_goes_back_run_by_run(tmp_path, monkeypatch):
@@ -126,7 +126,7 @@ def test_a_loan_trains_units_side_by_side_and_brings_back_their_runs(tmp_path):
 
 
 def epoch_lines(epochs: int, seconds: list[float], first: int = 1, runs: tuple[str, ...] = ("ce", "bs")) -> str:
-    """Training-log lines as ``ltbench.train`` prints them: a line per run for epochs first, first + 1, ..."""
+    """Training-log lines as ``ltbench.training.train`` prints them: a line per run for epochs first, first + 1, ..."""
     line = ("[b/{}/seed0] epoch {}/{} loss 2.3 test acc 10.00 (best 10.00) lr 0.1000; epoch in {:.2f} s,"
             " 100 train img/s, eta 1:00:00\n")
     return "".join(line.format(run, first + i, epochs, s) for i, s in enumerate(seconds) for run in runs)

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import torch
 
-from ltbench.devices import DeviceError, claim_gpu, cpu_computes_bf16, resolve_memory_format, resolve_precision
+from ltbench.training.devices import DeviceError, claim_gpu, cpu_computes_bf16, resolve_memory_format, resolve_precision
 
 CPU = torch.device("cpu")
 
@@ -63,7 +63,7 @@ def test_unknown_precision_is_named():
 
 
 def test_a_cpu_run_names_the_cpu_model_and_its_threads(tmp_path):
-    from ltbench.devices import device_name
+    from ltbench.training.devices import device_name
 
     info = cpuinfo(tmp_path, "avx2")
     torch.set_num_threads(1)

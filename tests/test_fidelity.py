@@ -1,6 +1,6 @@
-"""How far two published result sets agree (ltbench.fidelity, ``results.py fidelity``; issue 36): hand-made sets
+"""How far two published result sets agree (ltbench.reporting.fidelity, ``results.py fidelity``; issue 36): hand-made sets
 whose answer is known (the same order, the reverse, one sign flipped, a tie), the refusals, and the command on the
-committed CPU-scale and full-recipe sets, with the figures README quotes."""
+committed CPU-scale and full-recipe sets, with the figures docs/cpu-protocol.md quotes."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 
 import results
 from conftest import REPO
-from ltbench.fidelity import FidelityError, fidelity
+from ltbench.reporting.fidelity import FidelityError, fidelity
 
 TEMPLATE = json.loads((REPO / "docs/results/runs/resnet32-cifar10lt/ce/seed0/metrics.json").read_text())
 
@@ -147,7 +147,7 @@ ISSUE = {"CIFAR-10-LT at ratio 100": ("0.60 (15)", "2 of 5"), "CIFAR-100-LT at r
 
 def test_the_committed_cpu_scale_against_the_full_recipe(tmp_path):
     """The command on docs/results/cpu against docs/results gives the issue's τ and signs, its markdown has a
-    per-strategy table for each data set, and README quotes its summary table as printed."""
+    per-strategy table for each data set, and docs/cpu-protocol.md quotes its summary table as printed."""
     out = tmp_path / "fidelity.md"
     proc = results_fidelity("docs/results/cpu", "docs/results", "--output", str(out))
     assert proc.returncode == 0, proc.stderr
@@ -159,6 +159,6 @@ def test_the_committed_cpu_scale_against_the_full_recipe(tmp_path):
     # on CIFAR-10-LT inverse_freq beats ce at the CPU scale and loses to it at the full recipe
     assert re.search(r"\| inverse_freq \| 56\.15 \| 5\.0 \| \+7\.71 .*\| 66\.43 \| 6\.0 \| -5\.58 .*\| \*\*no\*\* \|",
                      text)
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs/cpu-protocol.md").read_text()
     (quoted,) = re.findall(r"<!-- fidelity: docs/results/cpu docs/results -->\n(.*?)<!-- /fidelity -->", readme, re.S)
     assert quoted.strip() == printed

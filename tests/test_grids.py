@@ -123,7 +123,7 @@ def test_names_follow_the_values_not_the_order_of_keys_and_the_matrix_has_no_dup
 
 
 def test_a_sweep_over_named_choices_is_drawn_in_the_grids_order():
-    from ltbench import sweeps
+    from ltbench.reporting import sweeps
 
     origins = {f"focal-form{form}": {"grid": "focal", "params": {"form": form}} for form in ("softmax", "sigmoid")}
     records = [{"benchmark": "b", "strategy": name, "best_balanced_acc": acc, "num_classes": 10}

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from ltbench.losses import LDAM, CrossEntropy, Focal, SigmoidFocal, SoftmaxBCE, ldam_margins, packed_cross_entropy
-from ltbench.train import describe
+from ltbench.methods.losses import LDAM, CrossEntropy, Focal, SigmoidFocal, SoftmaxBCE, ldam_margins, packed_cross_entropy
+from ltbench.training.provenance import describe
 
 LOGITS = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]])
 TARGETS = torch.tensor([0, 2])

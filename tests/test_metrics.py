@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from ltbench import calibration, priors
-from ltbench.metrics import (epoch_metrics, extract, gap_groups, head_tail_gap, shot_accuracy, shot_classes,
+from ltbench.evaluation import calibration, priors
+from ltbench.evaluation.metrics import (epoch_metrics, extract, gap_groups, head_tail_gap, shot_accuracy, shot_classes,
                              validation_selected, worst_class)
 
 
@@ -151,3 +151,15 @@ def test_non_finite_logits_have_no_calibration():
     scores = epoch_metrics(np.array([[np.nan, 0.0], [1.0, 0.0]]), np.array([0, 0]), [500, 10], ["a", "b"])
     assert [scores[k] for k in ("ece", "nll", "confidence", "reliability")] == [None] * 4
     assert scores["per_class_acc"] == [100.0, 0.0]  # argmax of a nan row is its first class, as the saved prediction
+
+
+def test_every_reported_metric_is_computed_and_labelled_once():
+    """One entry in ``REPORTED`` puts a metric in both forms of the table: it must be one ``epoch_metrics`` computes."""
+    from ltbench.evaluation.metrics import EPOCH_METRICS, PRIOR_METRICS, REPORTED
+    from ltbench.reporting.table import ROBUSTNESS
+    from ltbench.reporting.table_text import LATEX_ROBUSTNESS, ROBUSTNESS_LABELS
+
+    assert set(REPORTED) <= set(EPOCH_METRICS + PRIOR_METRICS)
+    assert list(ROBUSTNESS) == list(ROBUSTNESS_LABELS) == [f"best_{name}" for name in REPORTED]
+    assert list(LATEX_ROBUSTNESS.values()) == ["ECE", "NLL", "Worst", "Gap", "Fwd 50", "Bwd 50"]
+    assert all(metric.better in (-1, 0, 1) for metric in REPORTED.values())

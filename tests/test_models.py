@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ltbench.models import ARCHITECTURES, RESNET_DEPTHS, build_model, cifar_resnet
+from ltbench.methods.models import ARCHITECTURES, RESNET_DEPTHS, build_model, cifar_resnet
 
 
 @pytest.mark.parametrize(
@@ -60,7 +60,7 @@ def test_resnet_family_has_n_blocks_per_stage(depth):
 
 def test_resnet32_is_unchanged_by_the_family():
     """Same parameters, same initialisation from the same seed as the one ResNet-32 of the benchmarks."""
-    from ltbench.models import ResNetCifar
+    from ltbench.methods.models import ResNetCifar
 
     torch.manual_seed(0)
     direct = ResNetCifar(10, blocks=5).state_dict()

@@ -19,8 +19,8 @@ import yaml
 from conftest import REPO, Workflow
 from ltbench import strategies
 from ltbench.config import Strategy, strategy
-from ltbench.data import long_tail_counts
-from ltbench.selection import ess
+from ltbench.datasets.data import long_tail_counts
+from ltbench.reporting.selection import ess
 from test_selection import PILOT  # the pilot's development config files
 from test_strategies import CONTEXT, close, resolve
 
@@ -175,9 +175,9 @@ def test_development_stage_trains_66_runs_without_the_held_out_benchmark():
 def test_development_benchmarks_are_the_resnet32_ones_with_a_validation_hold_out():
     """Selection looks at validation accuracy only: each development benchmark is a ResNet-32 benchmark of the
     results table, the same source format and ratio, with a class-balanced validation set held out."""
-    from ltbench import config as cfg
+    from ltbench import cli
 
-    config = cfg.load_config(REPO / "config.yaml", REPO / DEVELOPMENT)
+    config = cli.load_config(REPO / "config.yaml", REPO / DEVELOPMENT)
     for dev, published in zip(DEV_BENCHMARKS, FINAL_BENCHMARKS):
         bench, ref = config["benchmarks"][dev], config["benchmarks"][published]
         assert (bench["arch"], bench["imbalance_ratio"]) == (ref["arch"], ref["imbalance_ratio"]) == ("resnet32", 100)

@@ -1,5 +1,5 @@
 """A practitioner's own data: natural imbalance, any image size, a split of one folder, a manifest,
-bad inputs stopped before training with the file named, and README's folder-to-table example."""
+bad inputs stopped before training with the file named, and docs/own-data.md's folder-to-table example."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from PIL import Image
 from conftest import REPO, TINY_RECIPE, Workflow, copy_workflow
 from datagen import write_class_folders
 from ltbench import config as cfg
-from ltbench import data, images, metrics
-from ltbench.data import DataError
+from ltbench.datasets import data, images
+from ltbench.evaluation import metrics
+from ltbench.datasets.data import DataError
 
 
 def rng(seed: int = 0) -> np.random.Generator:
@@ -208,17 +209,16 @@ def test_natural_ratio_in_config_and_paths():
 
 
 def readme_config(folder) -> dict:
-    """The README's "Bring your own data" datasets and benchmarks, pointed at ``folder``."""
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("## Bring your own data", 1)[1]
-    example = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))
+    """The "Bring your own data" page's datasets and benchmarks, pointed at ``folder``."""
+    page = (REPO / "docs/own-data.md").read_text()
+    example = yaml.safe_load(re.search(r"```yaml\n(.*?)```", page, re.S).group(1))
     for entry in example["datasets"].values():
         entry["path"] = str(folder)
     return example
 
 
 def test_readme_folder_to_table(tmp_path):
-    """README's example on a one-folder, naturally imbalanced, 40x40 grayscale dataset: Snakemake from the
+    """docs/own-data.md's example on a one-folder, naturally imbalanced, 40x40 grayscale dataset: Snakemake from the
     folder to the table (one strategy, one seed, one epoch on the CPU)."""
     write_class_folders(tmp_path / "mine", [12, 6, 3], rng(), shape=(40, 40), mode="L")
     copy_workflow(tmp_path)

@@ -1,4 +1,4 @@
-"""Seeds trained side by side in one job (ltbench.replicas) train as each would alone, and keep
+"""Seeds trained side by side in one job (ltbench.training.replicas) train as each would alone, and keep
 their own outputs and checkpoints."""
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ltbench import replicas
-from ltbench.devices import select_device
-from ltbench.losses import packed_cross_entropy
-from ltbench.models import build_model
-from ltbench.train import Trainer, prepare, run, run_pack
+from ltbench.training import replicas
+from ltbench.training.devices import select_device
+from ltbench.methods.losses import packed_cross_entropy
+from ltbench.methods.models import build_model
+from ltbench.training.train import Trainer, run, run_pack
+from ltbench.training.spec import prepare
 from test_train import crash_in_epoch, spec
 
 SEEDS = (0, 1)
@@ -111,7 +112,7 @@ def test_the_fused_sgd_of_cuda_steps_and_resumes_as_the_foreach_one(subset, tmp_
     foreach step to rounding, and a killed job resumes from its per-run optimizer states."""
     kwargs = dict(seeds=(0, 1), epochs=3, lr=1e-3)
     whole = run_pack(pack(subset, tmp_path / "foreach", **kwargs))
-    monkeypatch.setattr("ltbench.train.fused_sgd", lambda device: True)
+    monkeypatch.setattr("ltbench.training.train.fused_sgd", lambda device: True)
     fused, train_epoch = [], Trainer.train_epoch
 
     def stepping(self, epoch):  # after any resume, which loads the checkpoint's optimizer settings
@@ -261,7 +262,7 @@ def test_compiled_training_equals_eager(subset, tmp_path):
 
 
 def test_a_stage2_in_the_same_job_trains_after_its_stage1(subset, tmp_path):
-    from ltbench.data import DataError
+    from ltbench.datasets.data import DataError
 
     stage1 = spec(subset, tmp_path / "ce", epochs=1)
     stage2 = replace(spec(subset, tmp_path / "wb", strategy="weight_balancing", epochs=1,

@@ -150,16 +150,16 @@ RERUN_CASES = {
                            "metrics": {"ce", "weight_balancing", "la_posthoc"}}, True),
     "stage2-only": ("scripts/ltbench/strategies/weight_balancing.py", None, SEMANTIC,
                     {"stage2": {"weight_balancing"}, "metrics": {"weight_balancing"}}, True),
-    "posthoc-code": ("scripts/ltbench/posthoc.py", None, SEMANTIC,
+    "posthoc-code": ("scripts/ltbench/evaluation/posthoc.py", None, SEMANTIC,
                      {"posthoc": {"la_posthoc"}, "metrics": {"la_posthoc"}}, True),
-    "training-code": ("scripts/ltbench/train.py", None, SEMANTIC,
+    "training-code": ("scripts/ltbench/training/train.py", None, SEMANTIC,
                       {"train": TRAINED, "stage2": {"weight_balancing"}, "posthoc": {"la_posthoc"},
                        "metrics": EVERY}, True),
     # weights.py is imported by the strategies that compute weights from counts, not by ce or training
-    "strategy-library": ("scripts/ltbench/weights.py", None, SEMANTIC,
+    "strategy-library": ("scripts/ltbench/methods/weights.py", None, SEMANTIC,
                          {"train": {"effective_number"}, "stage2": {"weight_balancing"}, "posthoc": {"la_posthoc"},
                           "metrics": {"effective_number", "weight_balancing", "la_posthoc"}}, True),
-    "table-code": ("scripts/ltbench/table.py", None, SEMANTIC, {}, True),
+    "table-code": ("scripts/ltbench/reporting/table.py", None, SEMANTIC, {}, True),
     # a strategy entry's common keys (ltbench.params.COMMON) are its parameters; stating a default is not a change
     "strategy-reduction": (TINY, "beta: 0.99}", "beta: 0.99, reduction: batch_mean}",
                            {"train": {"effective_number"}, "metrics": {"effective_number"}}, True),
@@ -169,11 +169,11 @@ RERUN_CASES = {
     # a recipe option at its neutral value (ltbench.config.RECIPE_OPTIONS) is the published recipe
     "recipe-option-default": (TINY, "eval_batch_size: 16", "eval_batch_size: 16\n  warmup_epochs: 0", {}, False),
     # the metrics beyond top-1 are computed from the saved predictions: their code reruns no training
-    "calibration-code": ("scripts/ltbench/calibration.py", None, SEMANTIC, {"metrics": EVERY}, True),
-    "test-prior-code": ("scripts/ltbench/priors.py", None, SEMANTIC, {"metrics": EVERY}, True),
+    "calibration-code": ("scripts/ltbench/evaluation/calibration.py", None, SEMANTIC, {"metrics": EVERY}, True),
+    "test-prior-code": ("scripts/ltbench/evaluation/priors.py", None, SEMANTIC, {"metrics": EVERY}, True),
     # comments, docstrings and formatting are not the code's meaning
-    "comment": ("scripts/ltbench/train.py", None, "\n# edited\n", {}, False),
-    "docstring": ("scripts/ltbench/losses.py", '"""Classification losses', '"""Reworded: classification losses',
+    "comment": ("scripts/ltbench/training/train.py", None, "\n# edited\n", {}, False),
+    "docstring": ("scripts/ltbench/methods/losses.py", '"""Classification losses', '"""Reworded: classification losses',
                   {}, False),
     "formatting": ("scripts/ltbench/strategies/effective_number.py", "weights.effective_number(",
                    "weights.effective_number (", {}, False),
@@ -198,8 +198,8 @@ def test_rerun_only_what_changed(tiny_run: Workflow, case):
 
 
 def test_touch_without_change_reruns_nothing(tiny_run: Workflow):
-    for rel in ("scripts/ltbench/strategies/ce.py", "scripts/ltbench/train.py", "scripts/ltbench/table.py",
-                "scripts/ltbench/metrics.py", "config.yaml", TINY):
+    for rel in ("scripts/ltbench/strategies/ce.py", "scripts/ltbench/training/train.py", "scripts/ltbench/reporting/table.py",
+                "scripts/ltbench/evaluation/metrics.py", "config.yaml", TINY):
         (tiny_run.root / rel).touch()
     assert tiny_run.planned_jobs() == set()
 
@@ -230,6 +230,26 @@ def test_adding_or_reordering_strategies_reruns_only_theirs(tiny_run: Workflow):
     with edited_config(tiny_run, reorder):
         jobs = tiny_run.planned_jobs()
     assert {r for r, _ in jobs} == {"table", "table_html", "plot_benchmark", "all"}
+
+
+def test_moving_a_module_to_another_wing_retrains_nothing(tiny_run: Workflow):
+    """Code identity follows meaning, not paths: a module moved between wings, its imports rewritten, is the
+    same code (ltbench.code.unwinged)."""
+    scripts = tiny_run.root / "scripts"
+    old, new = scripts / "ltbench/methods/samplers.py", scripts / "ltbench/datasets/samplers.py"
+    users = [p for p in scripts.rglob("*.py") if "ltbench.methods.samplers" in p.read_text()]
+    texts = {p: p.read_text() for p in users}
+    assert len(users) >= 3  # the trainer and the resampling strategies
+    old.rename(new)
+    try:
+        for path, text in texts.items():
+            path.write_text(text.replace("ltbench.methods.samplers", "ltbench.datasets.samplers"))
+        assert tiny_run.planned_jobs() == set()
+    finally:
+        new.rename(old)
+        for path, text in texts.items():
+            path.write_text(text)
+    assert tiny_run.planned_jobs() == set()
 
 
 def test_moving_the_data_retrains_nothing(tiny_run: Workflow):

@@ -1,4 +1,5 @@
-"""The README's example strategy works as documented."""
+"""What README and the pages it links (docs/*.md) show works as documented, and the results they quote are the
+published ones."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from ltbench.config import Strategy
 
 
 def test_readme_example_strategy(monkeypatch):
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs/strategies.md").read_text()
     code = re.search(r"`scripts/ltbench/strategies/my_weights.py`:\n\n```python\n(.*?)```", readme, re.S).group(1)
     module = types.ModuleType("ltbench.strategies.my_weights")
     exec(compile(code, "my_weights.py", "exec"), module.__dict__)
@@ -42,7 +43,7 @@ def test_readme_states_the_default_matrix_size():
 def test_readme_example_parameters_are_checked():
     from ltbench import params
 
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs/strategies.md").read_text()
     code = re.search(r"`scripts/ltbench/strategies/my_weights.py`:\n\n```python\n(.*?)```", readme, re.S).group(1)
     module = types.ModuleType("my_weights")
     exec(compile(code, "my_weights.py", "exec"), module.__dict__)
@@ -56,12 +57,23 @@ def published_section(path: str, heading: str) -> str:
     return re.search(rf"\n## {re.escape(heading)}\n\n(.*?)\n(?:## |\Z)", text, re.S).group(1)
 
 
-def test_readme_tables_are_the_published_ones():
-    """Each results table the README opens with (a block ``<!-- table: docs/results/.../table.md -->``) is the
-    main table of that file, as `python scripts/results.py ... publish` made it from the committed runs."""
+def pages() -> str:
+    """README and the pages it links (docs/*.md), one text."""
+    return "\n".join(p.read_text() for p in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))])
+
+
+def test_readme_links_every_page_and_stays_one_page():
     readme = (REPO / "README.md").read_text()
-    blocks = re.findall(r"<!-- table: (\S+) -->\n(.*?)<!-- /table -->", readme, re.S)
-    assert [path for path, _ in blocks] == ["docs/results/table.md", "docs/results/cpu/table.md"]
+    assert len(readme.splitlines()) <= 250
+    for page in (REPO / "docs").glob("*.md"):
+        assert f"docs/{page.name}" in readme, f"README does not link {page.name}"
+
+
+def test_readme_tables_are_the_published_ones():
+    """Each results table that README or a page shows (a block ``<!-- table: docs/results/.../table.md -->``) is
+    the main table of that file, as `python scripts/results.py ... publish` made it from the committed runs."""
+    blocks = re.findall(r"<!-- table: (\S+) -->\n(.*?)<!-- /table -->", pages(), re.S)
+    assert sorted(path for path, _ in blocks) == ["docs/results/cpu/table.md", "docs/results/table.md"]
     for path, shown in blocks:
         main = published_section(path, "Best-epoch test accuracy (%)").split("\n\n")[0]
         assert shown.strip() == main.strip(), path
@@ -70,8 +82,7 @@ def test_readme_tables_are_the_published_ones():
 def test_readme_ratio_tables_are_the_published_ones():
     """Each ratio-sweep table of the README (a block ``<!-- ratios: docs/results/.../table.md -->``) is the table
     of that file's ratio section, as publish made it from the committed runs."""
-    readme = (REPO / "README.md").read_text()
-    blocks = re.findall(r"<!-- ratios: (\S+) -->\n(.*?)<!-- /ratios -->", readme, re.S)
+    blocks = re.findall(r"<!-- ratios: (\S+) -->\n(.*?)<!-- /ratios -->", pages(), re.S)
     assert [path for path, _ in blocks] == ["docs/results/cpu-sweep/table.md"]
     for path, shown in blocks:
         section = published_section(path, "All-class accuracy against the imbalance ratio (%)")

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, Workflow, copy_workflow
-from ltbench import data
+from ltbench.datasets import data
 from ltbench.io import read_json
 
 REAL = os.environ.get("LTBENCH_REAL_DATA") == "1"

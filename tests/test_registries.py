@@ -5,8 +5,11 @@ from __future__ import annotations
 import yaml
 
 from conftest import REPO
-from ltbench import models, replicas, sources, strategies
-from ltbench.devices import DEVICE_CHOICES
+from ltbench.methods import models
+from ltbench.training import replicas
+from ltbench.datasets import sources
+from ltbench import strategies
+from ltbench.training.devices import DEVICE_CHOICES
 
 SCHEMA = yaml.safe_load((REPO / "rules/schemas/config.schema.yaml").read_text())["properties"]
 

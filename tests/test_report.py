@@ -11,7 +11,7 @@ import matplotlib.image
 import pytest
 
 from conftest import Workflow, tiny_config
-from ltbench import plots
+from ltbench.reporting import plots
 from ltbench.config import format_ratio
 from ltbench.io import read_json
 from test_pipeline import SEMANTIC, _edited, _runs
@@ -77,7 +77,7 @@ def test_table_html_shows_the_numbers_of_table_md(tiny_run: Workflow):
 
 def test_plot_code_change_redraws_without_training(tiny_run: Workflow):
     assert tiny_run.planned_jobs() == set(), "the finished run should be up to date"
-    with _edited(tiny_run.root / "scripts/ltbench/plots.py", None, SEMANTIC):
+    with _edited(tiny_run.root / "scripts/ltbench/reporting/plots.py", None, SEMANTIC):
         jobs = tiny_run.planned_jobs()
     assert {rule for rule, _ in jobs} == {"plot_run", "plot_benchmark", "plot_dataset", "all"}
     assert _runs(jobs, "plot_run") == {f"benchmark={b}, strategy={s}, seed={seed}" for b, s, seed in tiny_runs()}
@@ -185,7 +185,7 @@ def test_plural():
 
 
 def test_table_html_renders_bold_and_code_marks():
-    from ltbench.table_text import table_html
+    from ltbench.reporting.table_text import table_html
 
     page = table_html("# T\n\nBest of `ce` in **bold**.\n\n| a | b |\n| --- | ---: |\n| **1.00** | 2 <3 |\n", "t")
     assert "<strong>1.00</strong>" in page and "<code>ce</code>" in page and "2 &lt;3" in page
@@ -200,7 +200,7 @@ def calibrated_run():
 
 
 def test_robustness_figure_draws_test_priors_and_reliability():
-    from ltbench import priors
+    from ltbench.evaluation import priors
 
     run = calibrated_run()
     diverged = {"best_per_class_acc": [100.0, 0.0, 0.0], "best_reliability": None, "best_ece": None}

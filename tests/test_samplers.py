@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ltbench.samplers import ClassPowerSampler, InstanceSampler, OverSampler, UnderSampler
+from ltbench.methods.samplers import ClassPowerSampler, InstanceSampler, OverSampler, UnderSampler
 
 LABELS = torch.tensor([0] * 80 + [1] * 15 + [2] * 5)  # counts 80, 15, 5
 

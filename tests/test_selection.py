@@ -1,4 +1,4 @@
-"""The research protocol's selection rule (ltbench.selection, docs/novel-strategy.md "Protocol" step 2): the
+"""The research protocol's selection rule (ltbench.reporting.selection, docs/novel-strategy.md "Protocol" step 2): the
 score is the mean over benchmarks of seed means of the validation accuracy; within 0.5 points of the highest,
 the largest ESS; test accuracy and the baselines never decide; an incomplete stage is refused. Then
 ``results.py select`` on the committed CPU pilot runs."""
@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from conftest import REPO
-from ltbench.selection import SelectionError, develop, ess
+from ltbench.reporting.selection import SelectionError, develop, ess
 
 BENCHMARKS = ["b10", "b100"]
 SEEDS = [0, 1, 2]

@@ -12,8 +12,8 @@ import yaml
 
 from conftest import REPO, tiny_config
 from datagen import write_image_folder
-from ltbench import data
-from ltbench.devices import resolve_precision
+from ltbench.datasets import data
+from ltbench.training.devices import resolve_precision
 
 
 def test_speed_measurement_on_tiny_data(tmp_path):

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from ltbench import stats
+from ltbench.evaluation import stats
 
 T_975_DF1 = 12.7062  # t_{0.975} with 1 degree of freedom
 T_975_DF2 = 4.3027  # ... with 2

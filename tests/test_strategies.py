@@ -140,7 +140,7 @@ def test_drw_defers_effective_number_weights():
 
 
 def test_drs_defers_class_balanced_sampling():
-    from ltbench.samplers import ClassPowerSampler, InstanceSampler
+    from ltbench.methods.samplers import ClassPowerSampler, InstanceSampler
 
     method = resolve("drs", defer_epoch=5)
     assert isinstance(method.sampler_at(4), InstanceSampler)
@@ -148,7 +148,7 @@ def test_drs_defers_class_balanced_sampling():
 
 
 def test_the_log_names_what_switches_on_at_the_defer_epoch():
-    from ltbench.train import switches
+    from ltbench.training.train import switches
 
     assert switches(resolve("drw", defer_epoch=3), 3) == ["the class weights"]
     assert switches(resolve("drw", defer_epoch=3), 2) == [] and switches(resolve("ce"), 0) == []
@@ -156,7 +156,7 @@ def test_the_log_names_what_switches_on_at_the_defer_epoch():
 
 
 def test_ldam_drw_configuration():
-    from ltbench.losses import LDAM
+    from ltbench.methods.losses import LDAM
 
     method = resolve("ldam_drw")
     assert method.head == "cosine" and isinstance(method.loss, LDAM) and method.loss.scale == 30.0
@@ -177,7 +177,7 @@ def test_a_logit_scale_must_be_a_positive_number(monkeypatch, scale):
 
 
 def test_focal_and_class_balanced_focal():
-    from ltbench.losses import Focal
+    from ltbench.methods.losses import Focal
 
     plain, balanced = resolve("focal", gamma=2.0), resolve("focal", gamma=2.0, beta=0.9)
     assert isinstance(plain.loss, Focal) and plain.loss.gamma == 2.0 and close(plain.weights, [1.0, 1.0, 1.0])
@@ -189,7 +189,7 @@ def test_logit_adjusted_loss_scales_the_log_prior_by_tau():
 
 
 def test_resampling_strategies():
-    from ltbench.samplers import ClassPowerSampler, OverSampler, UnderSampler
+    from ltbench.methods.samplers import ClassPowerSampler, OverSampler, UnderSampler
 
     assert resolve("resampling", q=0.5).sampler.q == 0.5
     assert isinstance(resolve("resampling").sampler, ClassPowerSampler) and resolve("resampling").sampler.q == 0.0

@@ -7,7 +7,7 @@ import torch
 
 from ltbench import params
 from ltbench.config import STRATEGY_DIR
-from ltbench.synthesis import MinoritySynthesizer, sinkhorn, sinkhorn_step
+from ltbench.methods.synthesis import MinoritySynthesizer, sinkhorn, sinkhorn_step
 
 DEFAULTS = params.declaration(STRATEGY_DIR / "minority_synthesis.py").params
 
@@ -96,7 +96,7 @@ def test_the_compiled_sinkhorn_step_of_cuda_gives_the_eager_plans():
 
 
 def test_a_failing_compiled_step_falls_back_to_the_eager_one(monkeypatch):
-    from ltbench import synthesis
+    from ltbench.methods import synthesis
 
     monkeypatch.setattr(synthesis, "_compiled", {})
     cuda = torch.device("cuda")  # a device object only: nothing runs on it here

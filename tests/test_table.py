@@ -9,10 +9,10 @@ import re
 import pandas as pd
 import pytest
 
-from ltbench import table
+from ltbench.reporting import table
 from ltbench.io import read_json, write_json
-from ltbench.metrics import PRIOR_METRICS, seal
-from ltbench.table_text import latex_table, markdown_report
+from ltbench.evaluation.metrics import PRIOR_METRICS, seal
+from ltbench.reporting.table_text import latex_table, markdown_report
 from make_table import make_table
 
 BENCHES = ["resnet32-cifar10lt", "vgg16bn-folder"]
@@ -36,7 +36,7 @@ def epoch_record(which: str, acc: float, seed: int) -> dict:
 
 
 def record(bench: str, strategy: str, seed: int, acc: float) -> dict:
-    """A metrics record as ltbench.metrics.extract writes it (the fields the table reads)."""
+    """A metrics record as ltbench.evaluation.metrics.extract writes it (the fields the table reads)."""
     classes, test = (10, 1000) if bench.startswith("resnet32") else (5, 500)
     stage, builds_on = UPSTREAM.get(strategy, ("train", None))
     return {
@@ -279,7 +279,7 @@ def test_mean_rank_only_over_benchmarks_every_strategy_has(runs):
     (60.775, 2, False, "60.78"), (0.35, 1, False, "0.4"), (53.05, 1, False, "53.1"), (2.675, 2, False, "2.68"),
     (-0.35, 1, True, "-0.4"), (-0.001, 2, True, "+0.00"), (0.125, 2, True, "+0.13"), (float("nan"), 2, False, "–")])
 def test_numbers_round_half_away_from_zero_as_written(x, digits, sign, text):
-    from ltbench.table_text import number
+    from ltbench.reporting.table_text import number
 
     assert number(x, digits, sign) == text
 

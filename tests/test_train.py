@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from ltbench.config import Benchmark, Strategy
-from ltbench.devices import DeviceError
+from ltbench.training.devices import DeviceError
 from ltbench.strategies import StrategyError
-from ltbench.train import Recipe, RunSpec, cosine_lr, learning_rate, run
+from ltbench.training.spec import Recipe, RunSpec, cosine_lr, learning_rate
+from ltbench.training.train import run
 
 RECIPE = Recipe(epochs=2, batch_size=8, lr=0.05, momentum=0.9, weight_decay=5e-4, crop_padding=4, flip=True,
                 eval_batch_size=16)
@@ -122,7 +123,7 @@ def test_a_strategy_entry_sets_its_recipe_and_reduction_and_the_run_records_them
 def crash_in_epoch(monkeypatch, epoch: int, train, specs) -> None:
     """Call ``train(specs)`` with ``Trainer.evaluate`` raising KeyboardInterrupt in ``epoch`` (1-based),
     as a kill would, after the checkpoints of the earlier epochs; then restore ``evaluate``."""
-    from ltbench import train as train_module
+    from ltbench.training import train as train_module
 
     real_evaluate, calls = train_module.Trainer.evaluate, {"n": 0}
 
@@ -182,7 +183,7 @@ def test_unknown_recipe_override_fails_before_training(subset, tmp_path, monkeyp
 def test_a_truncated_or_changed_cache_is_named_before_training(subset, tmp_path):
     import shutil
 
-    from ltbench.data import DataError
+    from ltbench.datasets.data import DataError
 
     broken = tmp_path / "subset"
     shutil.copytree(subset, broken)
@@ -194,7 +195,7 @@ def test_a_truncated_or_changed_cache_is_named_before_training(subset, tmp_path)
 
 
 def test_the_plain_command_says_how_to_make_missing_data(tmp_path):
-    from ltbench.data import DataError
+    from ltbench.datasets.data import DataError
 
     missing = spec(tmp_path / "nowhere", tmp_path / "out")
     with pytest.raises(DataError, match=r"no materialized subset at .*index.json: make it with `python "
@@ -206,7 +207,7 @@ def test_a_checkpoint_is_stamped_with_its_device_type(subset, tmp_path, monkeypa
     """A checkpoint's generator states belong to the device that saved them (a CPU generator's state cannot
     seed a CUDA one), so the stamp a checkpoint must match names the device type: one saved on a GPU is
     ignored on a CPU, and the run starts afresh instead of crashing."""
-    from ltbench import checkpoint, train as train_module
+    from ltbench.training import checkpoint, train as train_module
 
     seen, real = [], checkpoint.fingerprint
     monkeypatch.setattr(train_module.checkpoint, "fingerprint", lambda d, source: seen.append(d) or real(d, source))

@@ -10,11 +10,12 @@ import pytest
 import torch
 
 from ltbench.config import Strategy
-from ltbench.constraints import MaxNorm
-from ltbench.losses import CrossEntropy
-from ltbench.posthoc import adjust_run
+from ltbench.methods.constraints import MaxNorm
+from ltbench.methods.losses import CrossEntropy
+from ltbench.evaluation.posthoc import adjust_run
 from ltbench.strategies import StrategyError
-from ltbench.train import cosine_lr, prepare, run
+from ltbench.training.spec import cosine_lr, prepare
+from ltbench.training.train import run
 from test_train import spec
 
 

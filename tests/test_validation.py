@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from datagen import write_image_folder
-from ltbench import data
-from ltbench.splits import validation_split
-from ltbench.train import run, validation_selection
+from ltbench.datasets import data
+from ltbench.datasets.splits import validation_split
+from ltbench.training.train import run
+from ltbench.training.outputs import validation_selection
 from test_train import spec
 
 LABELS = np.repeat(np.arange(3), 10)  # 10 source images per class

@@ -1,11 +1,16 @@
-"""What a piece of code means, for rerun decisions: pure Python (no torch), shared by the rules,
-the ``code`` rule's fingerprint files and the training checkpoints.
+"""What a piece of code means, for rerun decisions: pure Python (no torch), shared by the rules
+(each rule family's ``code`` param, rules/common.smk) and the training checkpoints' fingerprints.
 
 - ``meaning(path)``: a Python file's abstract syntax tree with docstrings dropped, so that
-  comments, docstrings and formatting do not count; any other file's bytes.
+  comments, docstrings and formatting do not count; any other file's bytes. ``ltbench`` modules
+  are named without their wing (``ltbench.training.losses`` means ``ltbench.training.losses``, the
+  wings being the sub-packages in ``WINGS``) and an import of several names counts as one import
+  per name, so that moving a module from one wing to another changes no meaning.
 - ``closure(entry)``: the entry script and every ``ltbench`` module it imports, directly or
   through other ``ltbench`` modules (read from ``import`` statements, nothing is executed).
   Modules loaded by name at run time (strategies) are not in it: they are inputs of their own.
+  A file that means nothing (a package's ``__init__.py`` that holds only its docstring) counts
+  for nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from pathlib import Path
 
 SCRIPTS = Path(__file__).resolve().parents[1]  # the folder holding ltbench/ and the entry scripts
 PACKAGE = "ltbench"
+# The sub-packages that group ltbench's modules by concern; a module's name in a meaning leaves its wing out.
+WINGS = ("datasets", "methods", "evaluation", "training", "reporting")
 
 
 def _drop_docstrings(tree: ast.AST) -> ast.AST:
@@ -30,13 +37,44 @@ def _drop_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
+def unwinged(name: str) -> str:
+    """A module's name without its wing: ``ltbench.training.losses`` -> ``ltbench.training.losses``,
+    ``ltbench.training`` -> ``ltbench``; any other name as it is."""
+    parts = name.split(".")
+    if parts[0] != PACKAGE:
+        return name
+    return ".".join(part for i, part in enumerate(parts) if not (i == 1 and part in WINGS))
+
+
+class _Unwing(ast.NodeTransformer):
+    """``unwinged`` module names in every import, and ``from ltbench... import a, b`` as one import per name."""
+
+    def visit_Import(self, node: ast.Import) -> ast.Import:
+        for alias in node.names:
+            alias.name = unwinged(alias.name)
+        return node
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> ast.AST | list[ast.AST]:
+        if node.level or not node.module or unwinged(node.module).split(".")[0] != PACKAGE:
+            return node
+        module = unwinged(node.module)
+        return [ast.ImportFrom(module=module, names=[alias], level=0) for alias in node.names]
+
+
 def meaning(path: str | Path) -> bytes:
     """What ``path`` means to the program: for Python, ``ast.dump`` of its tree without docstrings
-    (no line numbers); for anything else, its bytes."""
+    (no line numbers), with ``ltbench`` imports unwinged and one per name (``_Unwing``); for anything
+    else, its bytes."""
     text = Path(path).read_bytes()
     if Path(path).suffix != ".py":
         return text
-    return ast.dump(_drop_docstrings(ast.parse(text, filename=str(path)))).encode()
+    tree = _Unwing().visit(_drop_docstrings(ast.parse(text, filename=str(path))))
+    return ast.dump(tree).encode()
+
+
+def means_nothing(path: str | Path) -> bool:
+    """Whether ``path`` is a Python file with nothing but a docstring (a package's bare ``__init__.py``)."""
+    return Path(path).suffix == ".py" and meaning(path) == ast.dump(ast.Module(body=[ast.Pass()], type_ignores=[])).encode()
 
 
 def _version(path: str | Path) -> tuple[str, int, int]:
@@ -105,9 +143,13 @@ def closure(entry: str | Path, root: Path | None = None) -> list[Path]:
 
 
 def _name(path: Path) -> str:
-    """``path`` relative to ``SCRIPTS`` where it lies below it (so a moved checkout keeps its identity)."""
+    """``path`` relative to ``SCRIPTS`` where it lies below it (so a moved checkout keeps its identity), its
+    wing left out (``ltbench/training/losses.py`` -> ``ltbench/training/losses.py``)."""
     path = Path(path).resolve()
-    return path.relative_to(SCRIPTS).as_posix() if path.is_relative_to(SCRIPTS) else path.as_posix()
+    if not path.is_relative_to(SCRIPTS):
+        return path.as_posix()
+    parts = path.relative_to(SCRIPTS).parts
+    return "/".join(p for i, p in enumerate(parts) if not (i == 1 and parts[0] == PACKAGE and p in WINGS))
 
 
 def fingerprint_lines(paths: list[str | Path]) -> str:
@@ -118,5 +160,5 @@ def fingerprint_lines(paths: list[str | Path]) -> str:
 def identity(*entries: str | Path) -> str:
     """sha256 of the meaning of ``entries`` and of every ``ltbench`` module they import: what a rule
     family's (or a strategy's) code is, for rerun decisions and checkpoint stamps."""
-    files = sorted(set().union(*(closure(e) for e in entries)))
+    files = sorted({f for e in entries for f in closure(e) if not means_nothing(f)}, key=_name)
     return hashlib.sha256(fingerprint_lines(files).encode()).hexdigest()

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 STRATEGY_DIR = Path(__file__).parent / "strategies"
 NATURAL = "natural"  # the imbalance ratio that trains on a dataset's own distribution, without a long-tail cut
@@ -84,21 +83,6 @@ def parse_ratio(value: float | str) -> float | str:
         return float(value)
     except (TypeError, ValueError):
         raise ConfigError(f"imbalance ratio {value!r} is neither a number nor {NATURAL!r}") from None
-
-
-def load_config(*paths: str | Path) -> dict[str, Any]:
-    """Read YAML config files, each merged into the ones before it as ``snakemake --configfile`` merges
-    into config.yaml (``merge``), check that their numbers are finite (the schema is checked by the
-    Snakefile's ``validate``) and expand their grids (``ltbench.grids``), as the Snakefile does."""
-    from ltbench import grids
-
-    config: dict[str, Any] = {}
-    for path in paths:
-        with open(path) as fh:
-            loaded = yaml.safe_load(fh) or {}
-        check_finite(loaded, str(path))
-        merge(config, loaded)
-    return grids.expand(config)
 
 
 def merge(config: dict[str, Any], update: dict[str, Any]) -> None:
@@ -205,7 +189,6 @@ DATA_ID = "{dataset}-lt{ratio}"  # a materialized subset's name, e.g. cifar10-lt
 DATA_DIR = "results/data/{data_id}"
 RUN_DIR = "results/runs/{benchmark}/{strategy}/seed{seed}"
 CHECKPOINT = "results/checkpoints/{benchmark}/{strategy}/seed{seed}.pt"
-TABLE_DIR = "results"
 # A run's results, what a GPU session brings back of it (scripts/speed/pack_runs.py, scripts/results.py import);
 # and its final weights, which come back too for a run that a stage 2 builds on (the stage 2's input)
 RUN_FILES = ("history.json", "predictions.npz")

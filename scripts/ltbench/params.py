@@ -14,7 +14,7 @@ imported, so ``snakemake --dry-run`` checks them without torch):
 Besides its file's parameters, every trained strategy's entry may set the ``COMMON`` keys, which the
 framework applies (``ltbench.strategies.resolve``), so a strategy file needs no code for them:
 
-- ``reduction``: how the loss averages over a batch (``ltbench.losses.REDUCTIONS``): ``weighted_mean``
+- ``reduction``: how the loss averages over a batch (``ltbench.methods.losses.REDUCTIONS``): ``weighted_mean``
   (the default, sum w l / sum w) or ``batch_mean`` (sum w l / B);
 - ``recipe``: this strategy's own values of the recipe keys in ``RECIPE_KEYS`` (for example
   ``{weight_decay: 0.0002, warmup_epochs: 5}``), over the config's ``recipe`` and over what the
@@ -39,7 +39,7 @@ from typing import Any
 from ltbench.config import ConfigError, Strategy
 
 UPSTREAM_KEYS = ("stage1", "base")
-REDUCTIONS = ("weighted_mean", "batch_mean")  # ltbench.losses.REDUCTIONS (checked there), the first the default
+REDUCTIONS = ("weighted_mean", "batch_mean")  # ltbench.methods.losses.REDUCTIONS (checked there), the first the default
 COMMON = {"reduction": REDUCTIONS, "recipe": {}}
 # The recipe keys a strategy entry may set for its own runs, each with a value of its type; every value >= 0.
 RECIPE_KEYS = {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "warmup_epochs": 0}

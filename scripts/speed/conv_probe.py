@@ -32,9 +32,9 @@ import torch.profiler
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ltbench.io import write_json  # noqa: E402
-from ltbench.models import build_model  # noqa: E402
-from ltbench.replicas import Runs  # noqa: E402
-from ltbench.train import git_commit  # noqa: E402
+from ltbench.methods.models import build_model  # noqa: E402
+from ltbench.training.replicas import Runs  # noqa: E402
+from ltbench.training.provenance import git_commit  # noqa: E402
 
 LAYOUTS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
 

@@ -1,7 +1,7 @@
 """How long a loan's units take: the measured pace of each card, a cost model per group of runs, and the pace
 read from a unit's training log (docs/performance.md, "The device plan").
 
-A unit's process trains its groups (``ltbench.train.pack_groups``) one after another. The cost of one epoch of
+A unit's process trains its groups (``ltbench.training.packing.pack_groups``) one after another. The cost of one epoch of
 a group of R runs on a card is
 
     steps x (step_ms + run_ms x R) / 1000  +  eval_images / 1000 x eval_ms x R / 1000   seconds,
@@ -79,7 +79,7 @@ def arch_pace(card: str | None, arch: str) -> ArchPace | None:
 class GroupPlan:
     """Runs that train in one model, one after another with the unit's other groups: as the estimate sees them.
     ``images`` is (images an epoch before the switch, the 0-based epoch of the switch or 0, images after), as
-    ``ltbench.train.epoch_lengths`` gives them."""
+    ``ltbench.training.packing.epoch_lengths`` gives them."""
 
     arch: str
     tags: tuple[str, ...]  # "benchmark/strategy/seed<k>", as the trainer's log names its runs
@@ -169,7 +169,7 @@ def unit_seconds(groups: list[GroupPlan], costs: Costs, resumed: dict[str, int] 
     return PROCESS_START_S + sum(seconds) + WRITE_S_PER_RUN * sum(g.runs for g in groups)
 
 
-# The trainer's line for one run's epoch (``ltbench.train.train_epochs``): its number, of how many, its wall
+# The trainer's line for one run's epoch (``ltbench.training.train.train_epochs``): its number, of how many, its wall
 # seconds and the training images per second of all the runs side by side.
 EPOCH = re.compile(r"\] epoch (\d+)/(\d+) loss [^\n]*?; epoch in ([\d.]+) s, (\d+) train img/s")
 # One line of a unit's log: an epoch of one run, or a run written ("done:"), after an optional time stamp

@@ -63,6 +63,7 @@ from chain import (CallPlan, ChainState, SimulatedClock, WallClock, chain_key, d
 from estimate import EPOCH  # noqa: E402, F401  (tests/test_pipeline.py reads the trainer's lines with it)
 from estimate import (PROCESS_START_S, WRITE_S_PER_RUN, Costs, FlatCosts, Pace, arch_pace, card_of,  # noqa: E402
                       read_log, unit_seconds)
+from ltbench import cli  # noqa: E402
 from ltbench import config as cfg  # noqa: E402
 from pack_runs import model_names, pack_folders  # noqa: E402
 from returns import Limits, Returns, write_logs  # noqa: E402
@@ -153,7 +154,7 @@ class Loan:
         self.call, self.timeline, self.logs, self.carried = state.call, phases.Timeline(), [], []
         self.card = args.card or detect_card()
         self.costs = FlatCosts(clock.epoch_s) if clock.epoch_s else Costs(card_of(self.card))
-        self.out, self.seeds = Path(args.out), cfg.load_config(*args.config)["seeds"]
+        self.out, self.seeds = Path(args.out), cli.load_config(*args.config)["seeds"]
         self.last_drop = -1e9
 
     # --- time
@@ -204,7 +205,7 @@ class Loan:
     def probe(self) -> None:
         """Per architecture, once per chain, for the largest group of its units: the faster activation layout,
         and with ``--probe-compile`` whether compiling the step wins (``choose_compile``)."""
-        config, chosen = cfg.load_config(*self.args.config), {}
+        config, chosen = cli.load_config(*self.args.config), {}
         for unit in self.units:
             record = self.state.units[unit.name]
             if "layout" in record or not unit.groups:
@@ -628,7 +629,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                            " results/speed/)")
     args = parser.parse_args(argv)
     args.config = args.config or ["config.yaml"]
-    clash = name_units(args.unit, cfg.load_config(*args.config)["seeds"])
+    clash = name_units(args.unit, cli.load_config(*args.config)["seeds"])
     if clash:
         parser.error(f"one run, one unit: {clash}")
     return args

@@ -38,11 +38,13 @@ from reference_trainer import train_reference  # noqa: E402
 from ltbench import cli  # noqa: E402
 from ltbench import config as cfg  # noqa: E402
 from ltbench import strategies  # noqa: E402
-from ltbench.data import load_cache  # noqa: E402
-from ltbench.devices import cpuinfo_field, select_device  # noqa: E402
+from ltbench.datasets.data import load_cache  # noqa: E402
+from ltbench.training.devices import cpuinfo_field, select_device  # noqa: E402
 from ltbench.io import read_json, write_json  # noqa: E402
-from ltbench.models import build_model  # noqa: E402
-from ltbench.train import Recipe, RunSpec, git_commit, run_pack  # noqa: E402
+from ltbench.methods.models import build_model  # noqa: E402
+from ltbench.training.spec import Recipe, RunSpec  # noqa: E402
+from ltbench.training.provenance import git_commit  # noqa: E402
+from ltbench.training.train import run_pack  # noqa: E402
 
 
 def forward_flops(arch: str, num_classes: int) -> float:

@@ -14,8 +14,8 @@ import torchvision.transforms as T
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from ltbench.models import build_model
-from ltbench.train import cosine_lr
+from ltbench.methods.models import build_model
+from ltbench.training.spec import cosine_lr
 
 
 class ArrayImages(Dataset):

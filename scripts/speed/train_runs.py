@@ -28,8 +28,11 @@ import torch  # noqa: E402
 
 import train  # noqa: E402  (scripts/train.py)
 from estimate import GroupPlan  # noqa: E402
+from ltbench import cli  # noqa: E402
 from ltbench import config as cfg  # noqa: E402
-from ltbench.train import RunSpec, epoch_lengths, pack_groups, prepare, run_pack  # noqa: E402
+from ltbench.training.spec import RunSpec, prepare  # noqa: E402
+from ltbench.training.packing import epoch_lengths, pack_groups  # noqa: E402
+from ltbench.training.train import run_pack  # noqa: E402
 
 
 def parse_run(text: str) -> tuple[str, int]:
@@ -48,7 +51,7 @@ def specs_for(config: dict, benchmark: str, runs: list[tuple[str, int]], threads
 
 
 def plan(config: dict, benchmark: str, runs: list[tuple[str, int]]) -> list[GroupPlan]:
-    """The groups ``run_pack`` trains the runs in (``ltbench.train.pack_groups``; every run's strategy resolved
+    """The groups ``run_pack`` trains the runs in (``ltbench.training.packing.pack_groups``; every run's strategy resolved
     as in training), each with its epochs, epoch lengths, batch and evaluated images."""
     specs = specs_for(config, benchmark, runs, threads=1)
     preps = [prepare(spec) for spec in specs]
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--log", required=True, type=Path, help="the time-stamped log (errors go to stderr)")
     args = parser.parse_args(argv)
-    config = cfg.load_config(*args.config)
+    config = cli.load_config(*args.config)
     with open(args.log, "w") as log, contextlib.redirect_stdout(Stamped(log)):
         run_pack(specs_for(config, args.benchmark, list(dict.fromkeys(args.run)), args.threads))
 

@@ -12,6 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from estimate import GroupPlan, Pace  # noqa: E402
+from ltbench import cli  # noqa: E402
 from ltbench import config as cfg  # noqa: E402
 
 KEEP = Path("results/speed")  # a loan's files on the machine: configs, logs, state, archives waiting
@@ -93,7 +94,7 @@ def unit_config(args: argparse.Namespace, unit: Unit) -> dict:
     """The merged config of the unit's process: ``--epochs``, checkpoints every ``--checkpoint-every`` epochs (a
     later call resumes from them), ``--eval-batch``, the unit's layout, compile mode and precision. What the runs'
     checkpoints depend on (epochs, evaluation batch, precision) is the same in every call of a chain."""
-    config = cfg.load_config(*args.config)
+    config = cli.load_config(*args.config)
     config["recipe"]["epochs"] = args.epochs
     if args.eval_batch:
         config["recipe"]["eval_batch_size"] = args.eval_batch

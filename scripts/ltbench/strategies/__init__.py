@@ -13,16 +13,16 @@ per-class offsets added to the logits in the training loss only (balanced softma
 
     configure(class_counts, num_classes, config) -> dict
 
-with any of the ``Method`` fields ``sampler`` (see ltbench.samplers), ``loss`` (see
-ltbench.losses), ``head`` ("linear" or "cosine"), ``defer_epoch`` (deferred schedules: the class weights
-and the sampler apply from that epoch, see ltbench.schedules) and ``recipe``
+with any of the ``Method`` fields ``sampler`` (see ltbench.methods.samplers), ``loss`` (see
+ltbench.methods.losses), ``head`` ("linear" or "cosine"), ``defer_epoch`` (deferred schedules: the class weights
+and the sampler apply from that epoch, see ltbench.methods.schedules) and ``recipe``
 (overrides of recipe values, e.g. ``{"weight_decay": 5e-3}``); a stage-2 strategy
 (config key ``stage1``) also sets ``trainable`` ("classifier": only the head learns) and
-``max_norm`` (see ltbench.constraints). ``head_bias`` sets the initial bias of the linear head.
+``max_norm`` (see ltbench.methods.constraints). ``head_bias`` sets the initial bias of the linear head.
 ``logit_scale`` (default 1) multiplies the logits the model predicts with at test time: a cosine
 head trained through a scaled loss predicts softmax(scale x cosine), not softmax(cosine), so its
 calibration is measured at the loss's scale (accuracy does not depend on it).
-``feature_hook`` (see ltbench.synthesis) sees each
+``feature_hook`` (see ltbench.methods.synthesis) sees each
 batch's features and returns the batch loss. A post-hoc strategy (config key ``base``) defines
 ``adjust_logits(logits, class_counts, num_classes, config)`` instead, applied to the base
 run's test logits.
@@ -49,10 +49,11 @@ from typing import Any, Sequence
 
 import torch
 
-from ltbench import models, params
+from ltbench.methods import models
+from ltbench import params
 from ltbench.config import NATURAL, ConfigError, Strategy
-from ltbench.losses import CrossEntropy, Reduced
-from ltbench.samplers import InstanceSampler
+from ltbench.methods.losses import CrossEntropy, Reduced
+from ltbench.methods.samplers import InstanceSampler
 
 HOOKS = ("compute_class_weights", "compute_logit_offsets", "configure", "adjust_logits")
 HEADS = tuple(models.HEADS)
@@ -143,7 +144,7 @@ def resolve(spec: Strategy, class_counts: Sequence[int], context: dict[str, Any]
 
 def with_common(spec: Strategy, method: Method, common: dict[str, Any]) -> Method:
     """``method`` with the entry's common keys (ltbench.params.COMMON) applied: its ``recipe`` over the
-    recipe overrides the strategy sets itself, its ``reduction`` on the loss (one of ltbench.losses'
+    recipe overrides the strategy sets itself, its ``reduction`` on the loss (one of ltbench.methods.losses'
     ``Reduced`` losses; a loss that reduces its own way is a ``StrategyError``)."""
     changes: dict[str, Any] = {}
     if "recipe" in common:

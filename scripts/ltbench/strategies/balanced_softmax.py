@@ -1,6 +1,6 @@
 """Balanced softmax (Ren et al., NeurIPS 2020): the training loss sees logits shifted by the log prior."""
 
-from ltbench import weights
+from ltbench.methods import weights
 
 TYPE = "logit adjustment"
 PARAMS = {}

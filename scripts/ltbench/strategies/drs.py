@@ -1,8 +1,8 @@
 """Deferred re-sampling (Cao et al., NeurIPS 2019): instance sampling, then class-level resampling
 (probability n_c^q, ``q`` default 0: class-balanced) from ``defer_epoch`` (default 160 of 200)."""
 
-from ltbench import schedules
-from ltbench.samplers import ClassPowerSampler
+from ltbench.methods import schedules
+from ltbench.methods.samplers import ClassPowerSampler
 
 TYPE = "deferred"
 PARAMS = {"q": 0.0, "defer_epoch": None}

@@ -1,7 +1,7 @@
 """Deferred re-weighting (Cao et al., NeurIPS 2019): plain cross-entropy, then effective-number weights
 from ``defer_epoch`` (default 160 of 200). Parameter ``beta``, default 0.9999."""
 
-from ltbench import schedules, weights
+from ltbench.methods import schedules, weights
 
 TYPE = "deferred"
 PARAMS = {"beta": 0.9999, "defer_epoch": None}

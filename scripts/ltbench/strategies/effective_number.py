@@ -3,7 +3,7 @@
 Parameter: ``beta`` in [0, 1), default 0.9999.
 """
 
-from ltbench import weights
+from ltbench.methods import weights
 
 TYPE = "static reweighting"
 PARAMS = {"beta": 0.9999}

@@ -5,15 +5,15 @@ effective-number weights (Cui et al. 2019). Two forms (``form``):
   reduced as a weighted mean, sum_i w_{y_i} l_i / sum_i w_{y_i} (as our other weighted losses);
 - ``sigmoid``: Cui et al.'s own class-balanced focal loss, a sigmoid focal loss over all classes
   summed and divided by the batch size, with the head's bias initialised to -log(C - 1) as in
-  their code (ltbench.losses.SigmoidFocal).
+  their code (ltbench.methods.losses.SigmoidFocal).
 """
 
 import math
 
 import torch
 
-from ltbench import weights
-from ltbench.losses import Focal, SigmoidFocal
+from ltbench.methods import weights
+from ltbench.methods.losses import Focal, SigmoidFocal
 
 TYPE = "loss"
 PARAMS = {"gamma": 1.0, "beta": None, "form": ("softmax", "sigmoid")}

@@ -1,6 +1,6 @@
 """Inverse class frequency."""
 
-from ltbench import weights
+from ltbench.methods import weights
 
 TYPE = "static reweighting"
 PARAMS = {}

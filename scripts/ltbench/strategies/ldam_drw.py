@@ -6,8 +6,8 @@ switch on at ``defer_epoch`` (default 160 of 200). The model predicts softmax(``
 test logits are the cosines times ``scale`` (calibration at the scale the loss trained).
 """
 
-from ltbench import schedules, weights
-from ltbench.losses import LDAM, ldam_margins
+from ltbench.methods import schedules, weights
+from ltbench.methods.losses import LDAM, ldam_margins
 
 TYPE = "margin"
 PARAMS = {"max_margin": 0.5, "scale": 30.0, "beta": 0.9999, "defer_epoch": None}

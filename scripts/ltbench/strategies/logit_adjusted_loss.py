@@ -1,7 +1,7 @@
 """Logit-adjusted loss (Menon et al., ICLR 2021): CE on z + tau * log prior. Parameter ``tau``, default 1
 (with tau = 1 this is the balanced-softmax loss)."""
 
-from ltbench import weights
+from ltbench.methods import weights
 
 TYPE = "logit adjustment"
 PARAMS = {"tau": 1.0}

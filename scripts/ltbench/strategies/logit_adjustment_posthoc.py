@@ -1,7 +1,7 @@
 """Post-hoc logit adjustment (Menon et al., ICLR 2021): no retraining; the test logits of a base run
 (config key ``base``, e.g. ce) are corrected by the training prior. Parameter ``tau``, default 1."""
 
-from ltbench import weights
+from ltbench.methods import weights
 
 TYPE = "logit adjustment"
 PARAMS = {"tau": 1.0}

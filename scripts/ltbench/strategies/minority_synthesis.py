@@ -5,8 +5,8 @@ features matched to their class by entropic optimal transport (Sinkhorn, ``epsil
 ``lambda2`` 0.5 * synthetic; ``tau`` 0.9 scales the borrowed head-class variation; the real loss
 takes effective-number weights with ``beta`` 0.999 from the defer epoch."""
 
-from ltbench import schedules, weights
-from ltbench.synthesis import MinoritySynthesizer
+from ltbench.methods import schedules, weights
+from ltbench.methods.synthesis import MinoritySynthesizer
 
 TYPE = "synthesis"
 PARAMS = {

@@ -1,6 +1,6 @@
 """Random oversampling: every class topped up to the head class's size each epoch (a baseline)."""
 
-from ltbench.samplers import OverSampler
+from ltbench.methods.samplers import OverSampler
 
 TYPE = "resampling"
 PARAMS = {}

@@ -1,6 +1,6 @@
 """Square-root inverse frequency."""
 
-from ltbench import weights
+from ltbench.methods import weights
 
 TYPE = "static reweighting"
 PARAMS = {}

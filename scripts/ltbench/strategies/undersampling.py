@@ -1,6 +1,6 @@
 """Random undersampling: every class cut to the tail class's size, a fresh subset each epoch (a baseline)."""
 
-from ltbench.samplers import UnderSampler
+from ltbench.methods.samplers import UnderSampler
 
 TYPE = "resampling"
 PARAMS = {}

@@ -5,15 +5,15 @@
 CIFAR-100-LT demo (defaults in ``PARAMS``).
 
 By default it follows their code (ShadeAlsha/LTR-weight-balancing, demo 2): the "softmax"
-class-balanced loss (``classifier_loss: bce``, ltbench.losses.SoftmaxBCE), batch 64, and the
+class-balanced loss (``classifier_loss: bce``, ltbench.methods.losses.SoftmaxBCE), batch 64, and the
 cosine schedule stepped before each epoch (``classifier_schedule: cosine_shifted``, so the last
 epoch runs at lr 0). ``classifier_loss: ce`` (weighted cross-entropy), ``classifier_schedule:
 cosine`` and a batch of 128 give our earlier variant, whose gradient is far larger (about 90x by an
 estimate, not a measurement) against the same weight decay.
 """
 
-from ltbench import weights
-from ltbench.losses import CrossEntropy, SoftmaxBCE
+from ltbench.methods import weights
+from ltbench.methods.losses import CrossEntropy, SoftmaxBCE
 
 TYPE = "two-stage"
 PARAMS = {

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ltbench.sources import DataError, Source
+from ltbench.datasets.sources import DataError, Source
 
 DEFAULT_TEST_FRACTION = 0.2
 

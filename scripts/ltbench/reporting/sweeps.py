@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from ltbench import plots
+from ltbench.reporting import plots
 from ltbench.grids import value_tag
 
 # What each panel of a ratio sweep shows: the record's key (best epoch) and, for a shot group, its name.

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ltbench import table
-from ltbench.table_text import DASH, difference, interval, listing, markdown_table, number
+from ltbench.reporting import table
+from ltbench.reporting.table_text import DASH, difference, interval, listing, markdown_table, number
 
 PAIRED = ["mean", "std", "n", "lo", "hi", "distinguishable"]
 # The means table's columns -> the run column each summarizes: the best epoch's shot groups and all classes,

@@ -12,7 +12,7 @@ Formats
 Classes are sorted by name (training folder names or training labels) and numbered in that
 order; files within a class folder are taken in name order, and hidden files (names starting
 with ``.``) are skipped. Pixels are decoded only when ``Items.read`` is called, each image
-brought to the dataset's ``image_size`` by ``ltbench.images``; a file that cannot be read
+brought to the dataset's ``image_size`` by ``ltbench.datasets.images``; a file that cannot be read
 raises ``DataError`` naming it.
 """
 
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ltbench import images
+from ltbench.datasets import images
 
 FORMATS = ("cifar10", "cifar100", "imagefolder", "manifest")
 SPLITS = ("train", "test")

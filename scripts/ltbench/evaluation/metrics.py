@@ -4,17 +4,45 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ltbench import calibration, priors
+from ltbench.evaluation import calibration, priors
 from ltbench.config import Strategy
-from ltbench.shots import FEW_BELOW, GROUPS, MANY_ABOVE, shot_group  # noqa: F401 (the metrics API)
+from ltbench.evaluation.shots import FEW_BELOW, GROUPS, MANY_ABOVE, shot_group  # noqa: F401 (the metrics API)
 
 # The scalar metrics of one epoch's predictions (``epoch_metrics``), then one accuracy per test prior.
 EPOCH_METRICS = ("balanced_acc", "ece", "nll", "confidence", "worst_class_acc", "worst_class", "head_tail_gap")
 PRIOR_METRICS = tuple(f"acc_{priors.prior_name(d, r)}" for d in priors.DIRECTIONS for r in priors.RATIOS)
+
+
+@dataclass(frozen=True)
+class Reported:
+    """How the results table reports a metric at the best epoch: ``better`` +1 where higher is better, -1 where
+    lower is, 0 neither (a confidence is read beside the accuracy, a gap by its distance from zero); its markdown
+    ``label``; its ``latex`` label (None: the markdown table only, so that the LaTeX one prints); and the
+    ``extra_digits`` it is shown with beyond the percentages' two."""
+
+    better: int
+    label: str
+    latex: str | None = None
+    extra_digits: int = 0
+
+
+PRIOR_LATEX = {"forward": "Fwd", "backward": "Bwd"}
+# The second table's metrics (calibration and robustness), in column order: adding a metric to the table is
+# computing it in ``epoch_metrics`` and one entry here.
+REPORTED = {
+    "ece": Reported(-1, "ECE (%)", "ECE"),
+    "nll": Reported(-1, "NLL", "NLL", extra_digits=1),  # nats near 1
+    "confidence": Reported(0, "confidence (%)"),
+    "worst_class_acc": Reported(1, "worst class (%)", "Worst"),
+    "head_tail_gap": Reported(0, "gap", "Gap"),
+    **{f"acc_{priors.prior_name(d, r)}": Reported(1, f"{d} {r}", f"{PRIOR_LATEX[d]} {r}" if r == 50 else None)
+       for d in priors.DIRECTIONS for r in priors.RATIOS},
+}
 
 
 def per_class_accuracy(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -62,7 +90,7 @@ def head_tail_gap(shot_acc: dict[str, float | None], groups: tuple[str, str] | N
 
 
 def calibration_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """ECE, NLL, mean confidence and the reliability diagram (``ltbench.calibration``); all None where a
+    """ECE, NLL, mean confidence and the reliability diagram (``ltbench.evaluation.calibration``); all None where a
     logit is not finite (a diverged run has no probabilities to calibrate)."""
     finite = bool(np.isfinite(logits).all())
     return {
@@ -75,10 +103,10 @@ def calibration_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, Any
 
 def epoch_metrics(logits: np.ndarray, labels: np.ndarray, class_counts: list[int], classes: list[str]
                   ) -> dict[str, Any]:
-    """One epoch's metrics from its test logits (``ltbench.calibration`` says which logits): per-class and
+    """One epoch's metrics from its test logits (``ltbench.evaluation.calibration`` says which logits): per-class and
     shot-group accuracy, the class-balanced accuracy (mean over classes with test images), calibration (ECE,
     NLL, mean confidence, the reliability diagram: ``calibration_metrics``), the worst class and its accuracy, the head-to-tail gap,
-    and the accuracy under each long-tailed test prior (``ltbench.priors``)."""
+    and the accuracy under each long-tailed test prior (``ltbench.evaluation.priors``)."""
     num_classes = len(class_counts)
     per_class = per_class_accuracy(logits.argmax(axis=1), labels, num_classes)
     tested = tested_classes(labels, num_classes)

@@ -1,7 +1,7 @@
 """Datasets: read a source, cut its training subset, check it fits, write and read its cache.
 
-Sources (formats, layouts, decoding: ``ltbench.sources``) are brought to the dataset's
-``image_size``; one without a test split gets a seeded stratified split (``ltbench.splits``).
+Sources (formats, layouts, decoding: ``ltbench.datasets.sources``) are brought to the dataset's
+``image_size``; one without a test split gets a seeded stratified split (``ltbench.datasets.splits``).
 
 Training subset, by the benchmark's imbalance ratio rho:
 - a number (canonical long tail, kaidic/LDAM-DRW ``IMBALANCECIFAR``): class i keeps
@@ -13,7 +13,7 @@ Training subset, by the benchmark's imbalance ratio rho:
 Validation (optional, ``validation_per_class`` k): up to k held-out source training images per class
 for model selection without the test set, first from the images the subset leaves unused; with
 ``validation_from_subset`` a class short of spares gives the rest from its subset images, which
-changes the subset (``ltbench.splits.validation_split``). Off by default: the canonical subsets
+changes the subset (``ltbench.datasets.splits.validation_split``). Off by default: the canonical subsets
 stay exactly the published ones.
 
 The cache (training subset and test set, uint8 N x S x S x 3) is loaded whole onto the
@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 
 from ltbench.config import NATURAL
-from ltbench.images import IMAGE_SIZE
+from ltbench.datasets.images import IMAGE_SIZE
 from ltbench.io import atomic_path, file_sha256, write_json
-from ltbench.sources import FORMATS, DataError, Source, load_source  # noqa: F401 (the data API)
-from ltbench.splits import ensure_test_split, per_class_sample, validation_split
+from ltbench.datasets.sources import FORMATS, DataError, Source, load_source  # noqa: F401 (the data API)
+from ltbench.datasets.splits import ensure_test_split, per_class_sample, validation_split
 
 GB = 1e9
 

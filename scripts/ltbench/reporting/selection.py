@@ -21,8 +21,8 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from ltbench import table
-from ltbench.table_text import listing, markdown_table, number
+from ltbench.reporting import table
+from ltbench.reporting.table_text import listing, markdown_table, number
 
 TOLERANCE = 0.5  # points of validation accuracy within which the gentlest configuration is preferred
 ROUNDING = 1e-9  # float noise: a score written 0.5 below the highest is within (59.5 against 60.0)

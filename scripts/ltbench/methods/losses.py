@@ -41,7 +41,7 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weight: torch.Ten
 
 class Reduced:
     """A loss that averages by ``reduction`` (``REDUCTIONS``). The default lives on the class, so that a
-    loss at its default describes itself as before (``ltbench.train.describe`` lists instance attributes)."""
+    loss at its default describes itself as before (``ltbench.training.provenance.describe`` lists instance attributes)."""
 
     reduction = "weighted_mean"
 

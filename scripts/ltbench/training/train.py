@@ -1,135 +1,38 @@
-"""Train one (benchmark, strategy, seed) run with the data resident on the device.
+"""Train runs with the data resident on the device: the ``Trainer`` (models, optimizer, data of the runs one job
+trains side by side), the epoch loop, and ``run_pack``, which checks everything, trains each pack and writes
+every run's outputs.
 
-Everything that can fail on bad input (config, data, strategy weights, device) is
-checked in ``prepare`` before the first step; outputs are written atomically at the end.
+Everything that can fail on bad input (config, data, strategy weights, device) is checked in ``prepare``
+(ltbench.training.spec) before the first step; outputs are written atomically at the end (ltbench.training.outputs).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import platform
-import subprocess
 import time
-from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ltbench import augment, checkpoint, strategies
-from ltbench.checkpoint import History
-from ltbench.constraints import MaxNorm
-from ltbench.losses import CrossEntropy, packed_cross_entropy
-from ltbench.strategies import Method
-from ltbench.config import Benchmark, Strategy, format_ratio
-from ltbench.data import DataError, load_cache
-from ltbench.devices import device_name, fused_sgd, resolve_memory_format, resolve_precision, select_device
-from ltbench.samplers import InstanceSampler
-from ltbench.replicas import build_runs, check_compile_mode, optimizer_state, stack_optimizer_states
-from ltbench.io import atomic_path, read_json, write_json
+from ltbench.datasets import augment
+from ltbench.datasets.data import DataError, load_cache
+from ltbench.evaluation.shots import group_accuracy
+from ltbench.methods.constraints import MaxNorm
+from ltbench.methods.losses import CrossEntropy, packed_cross_entropy
+from ltbench.methods.samplers import InstanceSampler
 from ltbench.progress import clock
-from ltbench.shots import group_accuracy
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """The fixed training recipe (config.yaml ``recipe``)."""
-
-    epochs: int
-    batch_size: int
-    lr: float
-    momentum: float
-    weight_decay: float
-    crop_padding: int
-    flip: bool
-    eval_batch_size: int
-    lr_schedule: str = "cosine"  # or "cosine_shifted" (ltbench.train.SCHEDULES); strategies may override it
-    warmup_epochs: int = 0  # linear warm-up of the learning rate (0: none, as in the published recipe)
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One training run and where its inputs and outputs live."""
-
-    benchmark: Benchmark
-    strategy: Strategy
-    seed: int
-    recipe: Recipe
-    device: str
-    threads: int
-    index_path: str
-    cache_path: str
-    history_path: str
-    predictions_path: str
-    model_path: str
-    checkpoint_path: str
-    checkpoint_every: int = 0
-    init_model_path: str | None = None  # stage 2: start from this run's final weights
-    compile: str | None = None  # torch.compile mode (ltbench.replicas.COMPILE_MODES); None: eager
-    precision: str = "auto"  # ltbench.devices.PRECISION_CHOICES: auto, bf16 or fp32
-    memory_format: str = "auto"  # ltbench.devices.MEMORY_FORMATS: auto, channels_last or contiguous
-    compile_backend: str = "inductor"
-    strategy_timeout: float = strategies.TIMEOUT  # seconds each strategy function may take
-
-
-@dataclass
-class Prepared:
-    """Validated inputs of a run, ready to train."""
-
-    index: dict[str, Any]
-    method: Method
-    recipe: Recipe
-
-
-def strategy_context(spec: RunSpec) -> dict[str, Any]:
-    """What every strategy is told about the run besides the class counts."""
-    return strategies.context(asdict(spec.benchmark), spec.recipe.epochs)
-
-
-def effective_recipe(spec: RunSpec, method: Method) -> Recipe:
-    """The recipe with the strategy's overrides applied; unknown recipe keys are a ``StrategyError``."""
-    unknown = set(method.recipe) - {f.name for f in fields(Recipe)}
-    if unknown:
-        raise strategies.StrategyError(f"strategy {spec.strategy.name!r} overrides unknown recipe keys {sorted(unknown)}")
-    recipe = replace(spec.recipe, **method.recipe)
-    if recipe.lr_schedule not in SCHEDULES:
-        raise strategies.StrategyError(f"strategy {spec.strategy.name!r}: unknown lr_schedule {recipe.lr_schedule!r};"
-                                       f" known: {', '.join(SCHEDULES)}")
-    if not 0 <= recipe.warmup_epochs <= recipe.epochs:
-        raise strategies.StrategyError(f"strategy {spec.strategy.name!r}: warmup_epochs must lie between 0 and the"
-                                       f" {recipe.epochs} epochs, got {recipe.warmup_epochs}")
-    return recipe
-
-
-def prepare(spec: RunSpec) -> Prepared:
-    """Load the index, resolve and validate the strategy and the compile mode; no training yet."""
-    if not Path(spec.index_path).is_file():
-        bench = spec.benchmark
-        raise DataError(f"no materialized subset at {spec.index_path}: make it with `python scripts/materialize.py"
-                        f" --dataset {bench.dataset} --ratio {format_ratio(bench.imbalance_ratio)}` (the workflow,"
-                        " `snakemake`, makes it by itself)")
-    index = read_json(spec.index_path)
-    method = strategies.resolve(spec.strategy, index["class_counts"], strategy_context(spec), spec.strategy_timeout)
-    check_compile_mode(spec.compile)
-    return Prepared(index, method, effective_recipe(spec, method))
-
-
-def git_commit() -> str:
-    """The repository's HEAD commit, with ``+dirty`` if the tree has changes; ``unknown`` outside git.
-    Where the code travels without ``.git`` (a copy on a GPU machine), ``LTBENCH_COMMIT`` names it."""
-    if os.environ.get("LTBENCH_COMMIT"):
-        return os.environ["LTBENCH_COMMIT"]
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+from ltbench.strategies import Method
+from ltbench.training import checkpoint
+from ltbench.training.checkpoint import History
+from ltbench.training.devices import device_name, fused_sgd, resolve_memory_format, resolve_precision, select_device
+from ltbench.training.outputs import write_outputs
+from ltbench.training.packing import check_pack, pack_groups, stack_offsets
+from ltbench.training.provenance import describe, git_commit, run_description
+from ltbench.training.replicas import build_runs, optimizer_state, stack_optimizer_states
+from ltbench.training.spec import Prepared, RunSpec, learning_rate, prepare
 
 
 def to_device_nchw(images: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -142,28 +45,11 @@ def to_device_nchw(images: np.ndarray, device: torch.device) -> torch.Tensor:
 # many images per second as batch 1000 (docs/performance.md). Predictions do not depend on the batch size.
 CPU_EVAL_BATCH = 100
 
-# Epochs the cosine schedule runs ahead: "cosine_shifted" steps the scheduler before each epoch
-# (as LTR-weight-balancing's stage 2 does), so its epoch e uses the rate of e + 1 and its last runs at 0.
-SCHEDULES = {"cosine": 0, "cosine_shifted": 1}
-
-
-def cosine_lr(base_lr: float, epoch: int, epochs: int, schedule: str = "cosine") -> float:
-    """lr_e = base_lr * (1 + cos(pi * (e + s) / E)) / 2 for epoch e = 0..E-1 (one step per epoch), with
-    s = ``SCHEDULES[schedule]``."""
-    return base_lr * 0.5 * (1.0 + math.cos(math.pi * (epoch + SCHEDULES[schedule]) / epochs))
-
-
-def learning_rate(recipe: Recipe, epoch: int) -> float:
-    """The rate of 0-based ``epoch``: the cosine rate times the linear warm-up factor min(1, (e + 1) / W)
-    for W = ``recipe.warmup_epochs`` > 0 (as LDAM-DRW's code warms up: base_lr * e' / W in epochs e' = 1..W)."""
-    rate = cosine_lr(recipe.lr, epoch, recipe.epochs, recipe.lr_schedule)
-    return rate * min(1.0, (epoch + 1) / recipe.warmup_epochs) if recipe.warmup_epochs > 0 else rate
-
 
 class Trainer:
     """Models, optimizer and device-resident data of the runs one job trains side by side: runs of
     one benchmark that share the recipe and the epoch length and differ in seed or strategy (one run
-    unless packed; see ltbench.replicas and ``pack_groups``). Run r draws its model initialisation,
+    unless packed; see ltbench.training.replicas and ``pack_groups``). Run r draws its model initialisation,
     sample order and augmentation from its own seed, and takes its class weights, logit offsets,
     loss, sampler and head bias from its own strategy, as it would alone (equal to rounding)."""
 
@@ -338,54 +224,6 @@ def correct_per_class(logits: torch.Tensor, labels: torch.Tensor, num_classes: i
     return torch.bincount(labels[logits.argmax(1) == labels], minlength=num_classes).cpu()
 
 
-def validation_selection(epochs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The epoch with the best validation accuracy (the first of ties) and its test accuracy; None
-    without validation. Model selection that never looks at the test set."""
-    if not epochs or "val_acc" not in epochs[0]:
-        return None
-    best = max(range(len(epochs)), key=lambda i: (epochs[i]["val_acc"], -i))
-    return {"epoch": best + 1, "val_acc": epochs[best]["val_acc"], "test_acc": epochs[best]["test_acc"]}
-
-
-def describe(obj: Any) -> str:
-    """A loss, sampler or hook as ``ClassName(attr=value, ...)`` (tensors as lists), or its own ``describe()``."""
-    if obj is None:
-        return "None"
-    if callable(getattr(obj, "describe", None)):
-        return obj.describe()
-    attrs = ", ".join(
-        f"{k}={v.tolist() if isinstance(v, torch.Tensor) else v!r}" for k, v in sorted(vars(obj).items())
-    )
-    return f"{type(obj).__name__}({attrs})"
-
-
-def run_description(spec: RunSpec, prep: Prepared) -> dict[str, Any]:
-    """What the run's result depends on, for the history and the checkpoint fingerprint."""
-    method = prep.method
-    return {
-        "benchmark": asdict(spec.benchmark),
-        "strategy": {"name": spec.strategy.name, "module": spec.strategy.module, "params": spec.strategy.params,
-                     "type": method.type},
-        "seed": spec.seed,
-        "recipe": asdict(prep.recipe),
-        "class_counts": prep.index["class_counts"],
-        "class_weights": method.weights.tolist(),
-        "logit_offsets": None if method.logit_offsets is None else method.logit_offsets.tolist(),
-        "method": {
-            "loss": describe(method.loss),
-            "sampler": describe(method.sampler),
-            "head": method.head,
-            "defer_epoch": method.defer_epoch,
-            "recipe_overrides": method.recipe,
-            "trainable": method.trainable,
-            "max_norm": method.max_norm,
-            "head_bias": method.head_bias,
-            "init_model": spec.init_model_path,
-            "feature_hook": describe(method.feature_hook),
-        },
-    }
-
-
 def shot_summary(correct: torch.Tensor, tested: torch.Tensor, class_counts: list[int]) -> str:
     """'many 61.2 medium 30.1 few 4.0': test accuracy (%) of each non-empty shot group's classes."""
     accuracy = group_accuracy(correct.tolist(), tested.tolist(), class_counts)
@@ -451,56 +289,6 @@ def run(spec: RunSpec) -> dict[str, Any]:
     return run_pack([spec])[0]
 
 
-def check_pack(specs: list[RunSpec]) -> None:
-    """The runs of one job must share the benchmark and the job's settings, and differ in strategy or seed."""
-    if not specs:
-        raise ValueError("no runs to train")
-    shared = ("benchmark", "recipe", "device", "threads", "index_path", "cache_path", "checkpoint_every",
-              "compile", "compile_backend", "precision", "memory_format")
-    for spec in specs[1:]:
-        differs = [name for name in shared if getattr(spec, name) != getattr(specs[0], name)]
-        if differs:
-            raise ValueError(f"runs trained in one job may differ only in strategy and seed; these differ: {', '.join(differs)}")
-    runs = [(spec.strategy.name, spec.seed) for spec in specs]
-    if len(set(runs)) != len(runs):
-        raise ValueError(f"the runs of one job must be distinct (strategy, seed) pairs: {runs}")
-
-
-def epoch_lengths(method: Method, labels: torch.Tensor) -> tuple[int, int, int]:
-    """(images an epoch visits before ``defer_epoch``, the epoch it changes, images after): what runs
-    packed together must share, since every step trains all of them on one batch each. The epoch
-    is 0 where the length never changes."""
-    draw = torch.Generator().manual_seed(0)
-    before = len(method.sampler_at(0).epoch(labels, draw))
-    after = len(method.sampler_at(method.defer_epoch).epoch(labels, draw))
-    return before, method.defer_epoch if after != before else 0, after
-
-
-def pack_key(prep: Prepared, labels: torch.Tensor) -> tuple:
-    """What runs must have in common to train in one model: the effective recipe, the head, the
-    trainable part and the epoch lengths. Runs with a feature hook (per-run state) train alone."""
-    method = prep.method
-    return (asdict(prep.recipe), method.head, method.trainable, epoch_lengths(method, labels),
-            id(prep) if method.feature_hook is not None else None)
-
-
-def pack_groups(specs: list[RunSpec], preps: list[Prepared]) -> list[list[int]]:
-    """The runs (indices into ``specs``) split into groups that train side by side, in order of first
-    appearance; each group's runs share ``pack_key``. Prints why runs are split, if they are."""
-    counts = preps[0].index["class_counts"]
-    labels = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
-    keys = [pack_key(prep, labels) for prep in preps]
-    groups: dict[Any, list[int]] = {}
-    for i, key in enumerate(keys):
-        groups.setdefault(repr(key), []).append(i)
-    if len(groups) > 1:
-        names = ["+".join(dict.fromkeys(specs[i].strategy.name for i in g)) for g in groups.values()]
-        print(f"{len(groups)} groups, which train one after another (a group shares the recipe, head, trainable part"
-              " and epoch length; a strategy with a feature hook keeps per-run state and trains each run alone): "
-              + "; ".join(names))
-    return list(groups.values())
-
-
 def run_pack(specs: list[RunSpec]) -> list[dict[str, Any]]:
     """Train runs of one benchmark (several strategies and seeds) in one job, side by side on one
     device where they can share a model (``pack_groups``), each resuming from its checkpoint and
@@ -522,14 +310,6 @@ def run_pack(specs: list[RunSpec]) -> list[dict[str, Any]]:
         for i, history in zip(group, _train([specs[i] for i in group], [preps[i] for i in group], device)):
             histories[i] = history
     return histories
-
-
-def stack_offsets(methods: list[Method], device: torch.device) -> torch.Tensor | None:
-    """Every run's training logit offsets (R x classes; zeros for a run without), or None if no run has any."""
-    if all(m.logit_offsets is None for m in methods):
-        return None
-    return torch.stack([torch.zeros_like(m.weights) if m.logit_offsets is None else m.logit_offsets.float()
-                        for m in methods]).to(device)
 
 
 def _train(specs: list[RunSpec], preps: list[Prepared], device: torch.device) -> list[dict[str, Any]]:
@@ -573,36 +353,3 @@ def _train(specs: list[RunSpec], preps: list[Prepared], device: torch.device) ->
                           trainer.test_y, {**provenance, "train_seconds": histories[r].train_seconds,
                                            "wall_seconds": wall}, tags[r])
             for r, spec in enumerate(specs)]
-
-
-def write_outputs(spec: RunSpec, description: dict[str, Any], history: History, logits: torch.Tensor,
-                  model_state: dict[str, torch.Tensor], labels: torch.Tensor, provenance: dict[str, Any],
-                  tag: str) -> dict[str, Any]:
-    """Write one run's predictions, final model and history (atomically; history last), then drop its
-    checkpoint; returns the history."""
-    best = history.best
-    written = {
-        **description,
-        "best_epoch": best + 1,
-        "best_test_acc": history.epochs[best]["test_acc"],
-        "final_test_acc": history.epochs[-1]["test_acc"],
-        "val_selected": validation_selection(history.epochs),
-        "provenance": provenance,
-        "epochs": history.epochs,
-    }
-    with atomic_path(spec.predictions_path, suffix=".npz") as tmp:
-        np.savez_compressed(
-            tmp,
-            labels=labels.cpu().numpy(),
-            best_pred=history.best_logits.argmax(1).cpu().numpy(),
-            last_pred=logits.argmax(1).cpu().numpy(),
-            best_logits=history.best_logits.cpu().numpy(),
-            last_logits=logits.cpu().numpy(),
-        )
-    with atomic_path(spec.model_path, suffix=".pt") as tmp:
-        torch.save({k: v.cpu().clone() for k, v in model_state.items()}, tmp)
-    write_json(spec.history_path, written)
-    Path(spec.checkpoint_path).unlink(missing_ok=True)
-    print(f"[{tag}] done: best test acc {written['best_test_acc']:.2f} at epoch {best + 1},"
-          f" final {written['final_test_acc']:.2f}, {history.train_seconds:.1f} s training")
-    return written

@@ -1,4 +1,4 @@
-"""Render the results table (``ltbench.table.Tables``) as markdown (results/table.md), as a booktabs
+"""Render the results table (``ltbench.reporting.table.Tables``) as markdown (results/table.md), as a booktabs
 LaTeX table of the main results (results/table.tex), and the markdown as the report's HTML page
 (results/table.html)."""
 
@@ -12,10 +12,11 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from ltbench import stats
+from ltbench.evaluation import stats
 from ltbench.config import format_ratio
-from ltbench.shots import FEW_BELOW, MANY_ABOVE
-from ltbench.table import GROUPS, ROBUSTNESS, SHOTS, Tables
+from ltbench.evaluation.shots import FEW_BELOW, MANY_ABOVE
+from ltbench.evaluation.metrics import REPORTED
+from ltbench.reporting.table import GROUPS, ROBUSTNESS, SHOTS, Tables
 
 DASH = "–"
 APPROX = "≈"  # marks a difference to the reference that is not distinguishable from zero
@@ -32,15 +33,11 @@ DATASET_NAMES = {"cifar10": "CIFAR-10-LT", "cifar100": "CIFAR-100-LT"}
 STAGE_NAMES = {"posthoc": "post hoc on", "stage2": "stage 2 of"}
 
 
-# The second table's columns: their markdown labels, then the LaTeX table's (a subset, so that it prints).
-ROBUSTNESS_LABELS = {"best_ece": "ECE (%)", "best_nll": "NLL", "best_confidence": "confidence (%)",
-                     "best_worst_class_acc": "worst class (%)", "best_head_tail_gap": "gap",
-                     "best_acc_forward10": "forward 10", "best_acc_forward50": "forward 50",
-                     "best_acc_backward10": "backward 10", "best_acc_backward50": "backward 50"}
-LATEX_ROBUSTNESS = {"best_ece": "ECE", "best_nll": "NLL", "best_worst_class_acc": "Worst", "best_head_tail_gap": "Gap",
-                    "best_acc_forward50": "Fwd 50", "best_acc_backward50": "Bwd 50"}
-assert set(ROBUSTNESS_LABELS) == set(ROBUSTNESS) >= set(LATEX_ROBUSTNESS)
-MORE_DIGITS = {"best_nll"}  # shown with one decimal more than the percentages (nats near 1)
+# The second table's columns (ltbench.evaluation.metrics.REPORTED): their markdown labels, the LaTeX table's (a
+# subset, so that it prints), and those shown with more decimals than the percentages.
+ROBUSTNESS_LABELS = {f"best_{name}": metric.label for name, metric in REPORTED.items()}
+LATEX_ROBUSTNESS = {f"best_{name}": metric.latex for name, metric in REPORTED.items() if metric.latex}
+MORE_DIGITS = {f"best_{name}": metric.extra_digits for name, metric in REPORTED.items() if metric.extra_digits}
 
 
 def number(x: float, digits: int = 2, sign: bool = False) -> str:
@@ -178,11 +175,11 @@ def robustness_label(t: Tables, bench: str, column: str) -> str:
 
 def robustness_text(t: Tables, bench: str, strategy: str, column: str, render: Callable[..., str]) -> str:
     """One second-table cell rendered by ``render(summary, note, extra_digits)``, the worst class named in its
-    note, one more decimal for ``MORE_DIGITS``."""
+    note, with the extra decimals of ``MORE_DIGITS``."""
     key = (bench, strategy, column)
     summary = t.robustness.loc[key] if key in t.robustness.index else None
     note = f", {t.worst[(bench, strategy)]}" if column == "best_worst_class_acc" and summary is not None else ""
-    return render(summary, note, int(column in MORE_DIGITS))
+    return render(summary, note, MORE_DIGITS.get(column, 0))
 
 
 def markdown_cell(summary: pd.Series | None, note: str = "", extra_digits: int = 0) -> str:

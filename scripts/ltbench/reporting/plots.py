@@ -21,9 +21,9 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from ltbench import calibration, priors  # noqa: E402
+from ltbench.evaluation import calibration, priors  # noqa: E402
 from ltbench.io import atomic_path  # noqa: E402
-from ltbench.shots import FEW_BELOW, GROUPS, MANY_ABOVE, shot_group  # noqa: E402
+from ltbench.evaluation.shots import FEW_BELOW, GROUPS, MANY_ABOVE, shot_group  # noqa: E402
 
 # Okabe-Ito colours (distinguishable with colour-vision deficiencies; yellow left out, it fades
 # on white), then five tab10 colours unlike them. Past 12 strategies the colours repeat, dashed.
@@ -451,7 +451,7 @@ def difference_figure(runs: dict[str, list[dict[str, Any]]], reference: str, sty
     metrics records ``runs`` {strategy: records}); the mean of d_s with its 95% t-interval
     (``stats.paired_difference``) as a bar, each d_s as a dot, and a zero line. Without the reference's runs
     the figure says so."""
-    from ltbench import stats
+    from ltbench.evaluation import stats
 
     def by_seed(name: str) -> dict[int, float]:
         return {int(r["seed"]): float(r["best_balanced_acc"]) for r in runs.get(name, [])}

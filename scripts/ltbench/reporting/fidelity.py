@@ -27,9 +27,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from ltbench import stats, table
+from ltbench.evaluation import stats
+from ltbench.reporting import table
 from ltbench.config import NATURAL, format_ratio
-from ltbench.table_text import DASH, DATASET_NAMES, difference, listing, markdown_table, number
+from ltbench.reporting.table_text import DASH, DATASET_NAMES, difference, listing, markdown_table, number
 
 REFERENCE = "ce"  # the strategy every difference is taken to, unless named
 DATA = ["dataset", "imbalance_ratio"]  # what matches a benchmark of one set with a benchmark of the other

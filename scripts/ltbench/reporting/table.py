@@ -1,6 +1,6 @@
 """Assemble the results table's frames from metrics records: one tidy row per run, and per
 (benchmark, strategy, shot group) the summary over seeds, the paired difference to a reference
-strategy and the mean rank. ``ltbench.table_text`` renders them as markdown and LaTeX."""
+strategy and the mean rank. ``ltbench.reporting.table_text`` renders them as markdown and LaTeX."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from ltbench import shots, stats
+from ltbench.evaluation import shots, stats
 from ltbench.config import NATURAL
-from ltbench.metrics import EPOCH_METRICS, PRIOR_METRICS
+from ltbench.evaluation.metrics import EPOCH_METRICS, PRIOR_METRICS, REPORTED
 
 SHOTS = shots.GROUPS
 # The benchmark metric: the class-balanced accuracy (the mean of the per-class accuracies), which on a
@@ -19,10 +19,9 @@ SHOTS = shots.GROUPS
 HEADLINE = "best_balanced_acc"
 # A table cell's group -> the run column it summarizes (all classes: the headline).
 GROUPS = {"many": "many_acc", "medium": "medium_acc", "few": "few_acc", "all": HEADLINE}
-# The second table's metrics (at the best epoch) -> +1 where higher is better, -1 where lower is, 0 neither
-# (a confidence is judged beside the accuracy, a gap by its distance from zero).
-ROBUSTNESS = {"best_ece": -1, "best_nll": -1, "best_confidence": 0, "best_worst_class_acc": 1,
-              "best_head_tail_gap": 0, **{f"best_{m}": 1 for m in PRIOR_METRICS}}
+# The second table's columns (its metrics at the best epoch) -> +1 where higher is better, -1 where lower is,
+# 0 neither (``ltbench.evaluation.metrics.REPORTED``).
+ROBUSTNESS = {f"best_{name}": metric.better for name, metric in REPORTED.items()}
 # A record's epoch prefix -> its columns' prefix (the last epoch is the final one, as in final_test_acc).
 EPOCHS = {"best": "best", "last": "final"}
 EPOCH_COLUMNS = [f"{prefix}_{m}" for prefix in EPOCHS.values() for m in EPOCH_METRICS + PRIOR_METRICS]

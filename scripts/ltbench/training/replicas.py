@@ -1,7 +1,7 @@
 """The runs a job trains side by side, as one model behind one interface.
 
 ``Runs`` holds R >= 1 models of one architecture that differ only in their seed. With R = 1
-it is the ordinary model; with R > 1 it is the packed model of ``ltbench.models`` (the runs
+it is the ordinary model; with R > 1 it is the packed model of ``ltbench.methods.models`` (the runs
 folded into the channel axis: grouped convolutions, one ``BatchNorm2d(R*C)`` per layer, a
 per-run head), so the runs share every kernel launch while each computes exactly what it
 would alone. Inputs carry a leading run axis (images: R x B x C x H x W) and outputs come
@@ -21,7 +21,7 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from ltbench.models import build_model, pack, run_view
+from ltbench.methods.models import build_model, pack, run_view
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 

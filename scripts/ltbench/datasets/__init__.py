@@ -1,0 +1,1 @@
+"""Reading data: dataset sources, the long-tailed subsets and their splits, images, on-device augmentation."""

@@ -61,8 +61,10 @@ def tiny_loan_tree(tmp_path, seeds=(0, 1), test_per_class=3):
 def run_loan(tree, *args: str) -> tuple[subprocess.CompletedProcess, dict | None]:
     """One call of ``loan.py`` in ``tree`` on its tiny config, one thread a unit; its process and the JSON it
     prints (None if it printed none)."""
+    # a probe of the tiny models takes seconds alone, but a loaded 2-core machine can stretch it past loan.py's
+    # default of 60 s: the tests give it 300 (a test that wants a probe to fail says so)
     cmd = [sys.executable, "scripts/speed/loan.py", "--config", "tiny.yaml", "--threads", "1", "--probe-batch", "4",
-           *args]
+           "--probe", "300", *args]
     proc = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "LTBENCH_COMMIT": "c0ffee"})
     printed = proc.stdout.split("loan: ", 1)

@@ -461,7 +461,7 @@ def difference_figure(runs: dict[str, list[dict[str, Any]]], reference: str, sty
     ax = fig.subplots()
     fig.suptitle(f"{title}: class-balanced accuracy minus {reference}'s, paired by seed\n"
                  "diamond: mean, bar: 95% t-interval, dots: seeds", fontsize=10)
-    ax.set(xlabel=f"difference to {reference} (points; above 0: better than {reference})")
+    ax.set(xlabel=f"difference to {reference}, points (above 0: better)")
     if reference not in runs or not others:
         ax.text(0.5, 0.5, f"no runs of {reference} to compare with" if others else "no other strategy",
                 ha="center", va="center", transform=ax.transAxes)

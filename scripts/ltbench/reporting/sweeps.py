@@ -139,5 +139,5 @@ def param_figure(records: Sequence[dict[str, Any]], sweeps: dict[str, dict[str, 
     axes[0].set_ylabel("best-epoch test accuracy, all classes (%)")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right upper", fontsize=9, title="mean over seeds,\nband min-max")
-    fig.suptitle(f"{grid}: accuracy against {x_key}")
+    fig.suptitle(f"{grid}: accuracy against {x_key}", x=0.01, ha="left")  # clear of the legend at the right
     return fig

@@ -39,7 +39,7 @@ from typing import Any
 from ltbench.config import ConfigError, Strategy
 
 UPSTREAM_KEYS = ("stage1", "base")
-REDUCTIONS = ("weighted_mean", "batch_mean")  # ltbench.methods.losses.REDUCTIONS (checked there), the first the default
+REDUCTIONS = ("weighted_mean", "batch_mean")  # how a loss averages over a batch (ltbench.methods.losses); the first the default
 COMMON = {"reduction": REDUCTIONS, "recipe": {}}
 # The recipe keys a strategy entry may set for its own runs, each with a value of its type; every value >= 0.
 RECIPE_KEYS = {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "warmup_epochs": 0}

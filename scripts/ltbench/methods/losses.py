@@ -13,10 +13,11 @@ import copy
 import torch
 import torch.nn.functional as F
 
-# How a weighted loss averages over the batch's B samples:
+from ltbench.params import REDUCTIONS
+
+# How a weighted loss averages over the batch's B samples (named in ltbench.params, which the dry run reads):
 #   weighted_mean: sum_i w_{y_i} l_i / sum_i w_{y_i}  (PyTorch's CrossEntropyLoss(weight=); the default)
 #   batch_mean:    sum_i w_{y_i} l_i / B              (Cui et al.'s class-balanced loss code)
-REDUCTIONS = ("weighted_mean", "batch_mean")
 
 
 def weighted_mean(per_sample: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

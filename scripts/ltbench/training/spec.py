@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ltbench import strategies
-from ltbench.config import Benchmark, Strategy, format_ratio
+from ltbench.config import Benchmark, ConfigError, Strategy, check_recipe, format_ratio
 from ltbench.datasets.data import DataError
 from ltbench.io import read_json
 from ltbench.strategies import Method
@@ -80,9 +80,10 @@ def effective_recipe(spec: RunSpec, method: Method) -> Recipe:
     if recipe.lr_schedule not in SCHEDULES:
         raise strategies.StrategyError(f"strategy {spec.strategy.name!r}: unknown lr_schedule {recipe.lr_schedule!r};"
                                        f" known: {', '.join(SCHEDULES)}")
-    if not 0 <= recipe.warmup_epochs <= recipe.epochs:
-        raise strategies.StrategyError(f"strategy {spec.strategy.name!r}: warmup_epochs must lie between 0 and the"
-                                       f" {recipe.epochs} epochs, got {recipe.warmup_epochs}")
+    try:
+        check_recipe(asdict(recipe), f"strategy {spec.strategy.name!r}: recipe")  # the dry run's check, again here
+    except ConfigError as exc:  # for the plain command, which has no dry run
+        raise strategies.StrategyError(str(exc)) from None
     return recipe
 
 
